@@ -1,0 +1,331 @@
+"""``tunix-rt``: what a person does by hand. Anything that changes state runs through Dagster.
+
+Reads (stats, rejects, validation, dataset listings) query the store directly; writes
+(ingest, the main job) materialise assets on the Dagster instance in the home folder, so
+they appear in the UI's run history and lineage like any scheduled run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
+
+# Dagster's console logger at INFO: progress and results, not every engine event.
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _settings() -> Settings:
+    s = Settings.from_env()
+    s.activate_dagster_home()
+    return s
+
+
+def _instance():  # noqa: ANN202
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get()
+
+
+def _store(settings: Settings):  # noqa: ANN202
+    from tunix_rt_pipelines.traces.store import TraceStore
+
+    return TraceStore(settings.database_url)
+
+
+def _echo_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+@click.group()
+def main() -> None:
+    """tunix-rt: reasoning traces -> datasets -> trained, evaluated, registered models (on Dagster)."""
+
+
+# -- ingestion ------------------------------------------------------------------------------
+
+
+def stage_into_inbox(paths: list[Path], settings: Settings, instance) -> list[str]:  # noqa: ANN001
+    """Copy files into the inbox under partition-safe names; returns their partition keys.
+
+    The partition is registered before the file appears (copy to a dot-file, then rename),
+    so the inbox sensor never starts a second run for a file the CLI is ingesting.
+    """
+    from tunix_rt_pipelines.core.resources import safe_name
+    from tunix_rt_pipelines.traces.assets import inbox_files
+    from tunix_rt_pipelines.traces.ingest import file_sha256
+
+    keys = []
+    for path in paths:
+        name = safe_name(path.name)
+        target = settings.inbox_dir / name
+        sha = file_sha256(path)
+        if target.exists() and file_sha256(target) != sha:
+            stem, dot, ext = name.partition(".")
+            name = f"{stem}-{sha[:8]}{dot}{ext}"
+            target = settings.inbox_dir / name
+        instance.add_dynamic_partitions(inbox_files.name, [name])
+        if not target.exists():
+            fd, tmp = tempfile.mkstemp(dir=settings.inbox_dir, prefix=".incoming-")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        keys.append(name)
+    return keys
+
+
+def ingest_partitions(keys: list[str], instance) -> list[dict]:  # noqa: ANN001
+    from tunix_rt_pipelines.definitions import defs
+    from tunix_rt_pipelines.traces.assets import ingest_job
+
+    job = defs.resolve_job_def(ingest_job.name)
+    results = []
+    for key in keys:
+        res = job.execute_in_process(instance=instance, partition_key=key, run_config=_QUIET_LOGS, raise_on_error=False)
+        row: dict = {"file": key, "run_id": res.run_id, "success": res.success}
+        for event in res.get_asset_materialization_events():
+            md = event.materialization.metadata
+            row.update({k: md[k].value for k in ("read", "accepted", "duplicate", "rejected", "batch_id") if k in md})
+        if not res.success:
+            failures = [e for e in res.all_events if e.is_failure]
+            row["error"] = failures[0].message if failures else "run failed"
+        results.append(row)
+    return results
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file counts as JSON.")
+def ingest(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Put trace files (JSONL, JSON array, reasoning-gym entries) in the inbox and ingest them through Dagster."""
+    settings = _settings()
+    instance = _instance()
+    keys = stage_into_inbox(list(paths), settings, instance)
+    results = ingest_partitions(keys, instance)
+    if as_json:
+        _echo_json(results)
+    else:
+        for r in results:
+            if r["success"]:
+                click.echo(
+                    f"{r['file']}: read {r['read']:,}, accepted {r['accepted']:,}, duplicate {r['duplicate']:,}, "
+                    f"rejected {r['rejected']:,} (run {r['run_id'][:8]})"
+                )
+            else:
+                click.echo(f"{r['file']}: FAILED (run {r['run_id'][:8]}): {r.get('error')}", err=True)
+    if not all(r["success"] for r in results):
+        sys.exit(1)
+
+
+@main.command("import-gym")
+@click.argument("family", required=False)
+@click.option("--size", default=200, show_default=True, help="Entries to generate.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--list", "list_families", is_flag=True, help="List reasoning-gym's task families.")
+def import_gym(family: str | None, size: int, seed: int, list_families: bool) -> None:
+    """Generate reasoning-gym entries of FAMILY and ingest them (families with worked steps become traces)."""
+    from tunix_rt_pipelines.synthetic.reasoning_gym_import import families, write_reasoning_gym_jsonl
+
+    if list_families or not family:
+        click.echo("\n".join(families()))
+        return
+    settings = _settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"reasoning_gym-{family}-seed{seed}-n{size}.jsonl"
+        try:
+            write_reasoning_gym_jsonl(family, size, seed, path)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+        instance = _instance()
+        keys = stage_into_inbox([path], settings, instance)
+    for r in ingest_partitions(keys, instance):
+        click.echo(f"{r['file']}: read {r.get('read')}, accepted {r.get('accepted')}, "
+                   f"duplicate {r.get('duplicate')}, rejected {r.get('rejected')}")
+
+
+@main.group()
+def traces() -> None:
+    """Inspect the trace store."""
+
+
+@traces.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+def traces_stats(as_json: bool) -> None:
+    """Counts of traces by source, category and difficulty; batches; rejects by reason."""
+    stats = _store(_settings()).stats()
+    if as_json:
+        _echo_json(stats)
+        return
+    click.echo(f"traces: {stats['traces']:,}   rejects: {stats['rejects']:,}   batches: {stats['batches']}")
+    for key in ("by_source", "by_category", "by_difficulty", "rejects_by_reason"):
+        if stats[key]:
+            click.echo(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v:,}" for k, v in stats[key].items()))
+    click.echo(f"steps per trace: {stats['steps']}")
+
+
+@main.command()
+@click.option("--batch", "batch_id", help="Only this ingest batch.")
+@click.option("--reason", help="Only this reason code (invalid_json, encoding, schema, too_large, truncated, id_conflict).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def rejects(batch_id: str | None, reason: str | None, limit: int, as_json: bool) -> None:
+    """Rejected records, newest first: file, line, reason, field, message."""
+    rows = _store(_settings()).list_rejects(batch_id=batch_id, reason=reason, limit=limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['file_name']}:{r['line_no']}: [{r['reason']}] {r['field']}: {r['message']}")
+    if not rows:
+        click.echo("no rejects")
+
+
+# -- eval sets and datasets --------------------------------------------------------------------
+
+
+@main.group()
+def evalset() -> None:
+    """Eval set tools."""
+
+
+@evalset.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def evalset_validate(file: Path, as_json: bool) -> None:
+    """Check an eval set; print statistics; exit 1 with line-numbered errors if it is invalid."""
+    from tunix_rt_pipelines.evalsets.validate import validate_evalset
+
+    report = validate_evalset(file)
+    stats = report.stats()
+    if as_json:
+        _echo_json({**stats, "errors": report.errors, "warnings": report.warnings})
+    else:
+        click.echo(f"{file}: {stats['items']} valid items, sha256 {stats['sha256'][:12]}")
+        click.echo("sections: " + ", ".join(f"{k} {v} ({stats['section_shares'][k]:.0%})" for k, v in stats["sections"].items()))
+        click.echo("categories: " + ", ".join(f"{k} {v}" for k, v in stats["categories"].items()))
+        click.echo("difficulties: " + ", ".join(f"{k} {v}" for k, v in stats["difficulties"].items()))
+        for w in report.warnings:
+            click.echo(f"warning: {w}")
+        for e in report.errors:
+            click.echo(f"error: {e}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def datasets() -> None:
+    """Dataset snapshots."""
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def datasets_list(as_json: bool) -> None:
+    from tunix_rt_pipelines.datasets.snapshot import list_snapshots
+
+    rows = list_snapshots(_store(_settings()))
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['digest'][:12]}  {r['name']:<24} train {r['n_train']:>6}  validation {r['n_validation']:>5}  {r['created_at']}")
+
+
+@datasets.command("show")
+@click.argument("digest")
+def datasets_show(digest: str) -> None:
+    """The manifest of a snapshot (a unique digest prefix is enough)."""
+    from tunix_rt_pipelines.core.artifacts import ArtifactStore
+    from tunix_rt_pipelines.datasets.snapshot import load_manifest
+
+    s = _settings()
+    try:
+        _echo_json(load_manifest(_store(s), ArtifactStore(s.artifacts_dir), digest))
+    except LookupError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@datasets.command("export")
+@click.argument("digest")
+@click.option("--split", default="train", type=click.Choice(["train", "validation"]), show_default=True)
+@click.option("--format", "fmt", default="rendered", show_default=True,
+              type=click.Choice(["rendered", "conversational", "messages", "text"]))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def datasets_export(digest: str, split: str, fmt: str, out: Path) -> None:
+    """Write a split as JSONL for TRL (conversational, messages) or Tunix/plain trainers (rendered, text)."""
+    from tunix_rt_pipelines.core.artifacts import ArtifactStore
+    from tunix_rt_pipelines.datasets.export import export_split
+    from tunix_rt_pipelines.datasets.snapshot import load_manifest
+
+    s = _settings()
+    artifacts = ArtifactStore(s.artifacts_dir)
+    try:
+        manifest = load_manifest(_store(s), artifacts, digest)
+    except LookupError as e:
+        raise click.ClickException(str(e)) from e
+    n = export_split(manifest, artifacts, split, fmt, out)
+    click.echo(f"wrote {n} records to {out}")
+
+
+# -- the main job and the UI -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--gym-family", default="gsm_symbolic", show_default=True,
+              help="reasoning-gym family ingested through the inbox as part of the run ('' to skip).")
+@click.option("--gym-size", default=200, show_default=True)
+def run(gym_family: str, gym_size: int) -> None:
+    """Materialise the whole graph on this home folder and print a summary."""
+    from tunix_rt_pipelines.definitions import MAIN_JOB, defs
+
+    settings = _settings()
+    instance = _instance()
+    click.echo(f"home: {settings.home}  (database: {settings.database_url.split(':', 1)[0]})")
+    if gym_family:
+        from tunix_rt_pipelines.synthetic.reasoning_gym_import import write_reasoning_gym_jsonl
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"reasoning_gym-{gym_family}-seed0-n{gym_size}.jsonl"
+            write_reasoning_gym_jsonl(gym_family, gym_size, 0, path)
+            keys = stage_into_inbox([path], settings, instance)
+        for r in ingest_partitions(keys, instance):
+            if not r["success"]:
+                raise click.ClickException(f"ingest of {r['file']} failed: {r.get('error')}")
+            click.echo(f"ingested {r['file']}: read {r['read']}, accepted {r['accepted']}, "
+                       f"duplicate {r['duplicate']}, rejected {r['rejected']}")
+    result = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, run_config=_QUIET_LOGS,
+                                                                raise_on_error=False)
+    click.echo(f"\nmain job: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+    for event in result.get_asset_materialization_events():
+        md = event.materialization.metadata
+        shown = {k: md[k].value for k in list(md)[:6] if isinstance(md[k].value, (int, float, str))}
+        click.echo(f"  {event.asset_key.to_user_string()}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    stats = _store(settings).stats()
+    click.echo(f"\ntrace store: {stats['traces']:,} traces, {stats['rejects']:,} rejects; "
+               f"by source: {stats['by_source']}")
+    click.echo(f"open the UI: make ui   (or: DAGSTER_HOME={settings.dagster_home} dagster dev)")
+    if not result.success:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The open-source webserver has no authentication: keep it on loopback unless fronted by one.")
+def ui(port: int, host: str) -> None:
+    """Start Dagster's webserver and daemon (`dagster dev`) on the home folder."""
+    _settings()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+    click.echo(" ".join(cmd))
+    raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
+
+
+if __name__ == "__main__":
+    main()

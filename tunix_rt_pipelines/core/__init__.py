@@ -1,0 +1,1 @@
+"""Shared infrastructure: the home folder, the database and the content-addressed artefact store."""

@@ -1,0 +1,151 @@
+"""Our tables (SQLAlchemy Core) and the engine that reaches them; Alembic creates the schema.
+
+The same tables live in SQLite (embedded default) or PostgreSQL (``TUNIX_RT_DATABASE_URL``).
+Writes are bulk statements, never one ORM object per row: see ``traces.store``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+ingest_batches = sa.Table(
+    "ingest_batches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # uuid4 hex
+    sa.Column("file_name", sa.String(512), nullable=False),  # inbox name or generator:<name>
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("file_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed
+    # Committed resume point: everything before byte_offset is stored (traces and rejects).
+    sa.Column("byte_offset", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("next_line", sa.BigInteger, nullable=False, server_default="1"),
+    sa.Column("n_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("n_accepted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("n_duplicate", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("n_rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("run_id", sa.String(64)),  # Dagster run that (last) worked on it
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
+    sa.Index(None, "file_name", "file_sha256"),
+)
+
+traces = sa.Table(
+    "traces",
+    metadata,
+    sa.Column("content_hash", sa.String(64), primary_key=True),
+    sa.Column("trace_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("schema_version", sa.String(8), nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),  # list[str], ordered
+    sa.Column("final_answer", sa.Text, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("difficulty", sa.String(16), nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("n_steps", sa.Integer, nullable=False),
+    sa.Column("n_chars", sa.Integer, nullable=False),  # prompt + steps + answer, for length filters
+    sa.Column("batch_id", sa.String(32), sa.ForeignKey("ingest_batches.id"), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "source", "category"),
+    sa.Index(None, "batch_id"),
+)
+
+rejects = sa.Table(
+    "rejects",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(32), sa.ForeignKey("ingest_batches.id"), nullable=False),
+    sa.Column("file_name", sa.String(512), nullable=False),
+    sa.Column("line_no", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),  # stable code, see traces.parse.Rejection
+    sa.Column("field", sa.String(256), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    # The record as found, up to 64 KiB (the inbox keeps the whole file); raw_bytes is its full size.
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("raw_bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("batch_id", "line_no"),
+    sa.Index(None, "reason"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),  # sha256 of spec + trace ids + template
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),  # the manifest in the artefact store
+    sa.Column("trace_ids_digest", sa.String(64), nullable=False),
+    sa.Column("n_train", sa.Integer, nullable=False),
+    sa.Column("n_validation", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "name"),
+)
+
+
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """One engine per URL and process, with the settings each backend needs."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create_engine(url)
+            _engines[url] = engine
+        return engine
+
+
+def _create_engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # A long busy timeout lets two ingests (two processes) take turns writing.
+        engine = sa.create_engine(url, connect_args={"timeout": 120})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"application_name": "tunix-rt", "connect_timeout": 10},
+        )
+    return sa.create_engine(url)
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

@@ -1,0 +1,14 @@
+"""Alembic environment: runs against the connection handed over by ``core.migrate``."""
+
+from alembic import context
+
+from tunix_rt_pipelines.core.db import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs batch ALTERs
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,62 @@
+"""Dagster resources over the shared infrastructure; bound once in ``definitions.py``."""
+
+# No `from __future__ import annotations`: Dagster reads annotations at runtime.
+import re
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from tunix_rt_pipelines.core.artifacts import ArtifactStore
+from tunix_rt_pipelines.traces.store import TraceStore
+
+
+class TraceStoreResource(ConfigurableResource):
+    """Our tables: traces, rejects, ingest batches, dataset snapshots."""
+
+    database_url: str  # SQLAlchemy URL; SQLite file under the home folder by default
+
+    def get_store(self) -> TraceStore:
+        return TraceStore(self.database_url)
+
+    @property
+    def backend(self) -> str:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+
+class ArtifactStoreResource(ConfigurableResource):
+    """Content-addressed blobs (sha256) under ``root``."""
+
+    root: str
+
+    def get_store(self) -> ArtifactStore:
+        return ArtifactStore(Path(self.root))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class InboxResource(ConfigurableResource):
+    """The folder of trace files waiting for ingestion; one dynamic partition per file name."""
+
+    path: str
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+    def files(self) -> list[str]:
+        """Ready files, by name. Dot-files are writes in progress (see ``safe_name``)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def file(self, name: str) -> Path:
+        if name != safe_name(name):
+            raise ValueError(f"not an inbox file name: {name!r}")
+        return self.folder / name
+
+
+def safe_name(name: str) -> str:
+    """A partition-key-safe file name: letters, digits, '.', '_' and '-' only, no leading dot."""
+    cleaned = _UNSAFE.sub("_", Path(name).name).lstrip(".")
+    return cleaned or "unnamed"

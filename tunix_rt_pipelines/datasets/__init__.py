@@ -1,0 +1,1 @@
+"""Versioned dataset snapshots, SFT rendering and export."""

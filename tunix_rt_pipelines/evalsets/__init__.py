@@ -1,0 +1,1 @@
+"""Eval sets: items with an expected answer, a section, a category and a difficulty."""

@@ -1,0 +1,168 @@
+"""Ingest one trace file: read, validate, hash, deduplicate, store; resumable and idempotent.
+
+Plain functions, no Dagster: the ingest asset and the benchmark call ``ingest_file``.
+
+Counting contract, checked after every run: ``read = accepted + duplicate + rejected``,
+where ``read`` counts records (blank lines are not records), ``accepted`` are traces
+stored for the first time, ``duplicate`` were already stored (by content hash) and
+``rejected`` are kept in the rejects table with their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunix_rt_pipelines.traces.parse import Rejection, parse_record
+from tunix_rt_pipelines.traces.reader import RawRecord, iter_records
+from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
+from tunix_rt_pipelines.traces.store import Batch, RejectRow, TraceStore
+
+DEFAULT_CHUNK = 2_000  # records per transaction: large enough for COPY, small enough to lose little
+
+Progress = Callable[[Batch, int], None]  # (batch so far, bytes read) -> None
+
+
+@dataclass
+class IngestReport:
+    batch_id: str
+    file_name: str
+    file_sha256: str
+    file_bytes: int
+    read: int
+    accepted: int
+    duplicate: int
+    rejected: int
+    resumed: bool
+    reasons: Counter = field(default_factory=Counter)  # this attempt's reject reasons
+
+    @property
+    def adds_up(self) -> bool:
+        return self.read == self.accepted + self.duplicate + self.rejected
+
+    def as_dict(self) -> dict:
+        return {
+            "batch_id": self.batch_id,
+            "file": self.file_name,
+            "sha256": self.file_sha256,
+            "bytes": self.file_bytes,
+            "read": self.read,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "resumed": self.resumed,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ingest_file(
+    store: TraceStore,
+    path: Path,
+    *,
+    file_name: str | None = None,
+    run_id: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest ``path`` (JSONL, JSON array or reasoning-gym entries) into ``store``.
+
+    An interrupted earlier attempt on the same content is resumed from its last commit,
+    so the final counts equal those of an uninterrupted run.
+    """
+    name = file_name or path.name
+    sha = file_sha256(path)
+    size = path.stat().st_size
+    batch = store.open_batch(name, sha, size, run_id)
+    records = iter_records(
+        path, max_record_bytes=max_record_bytes, start_offset=batch.byte_offset, start_line=batch.next_line
+    )
+    return _ingest(store, batch, records, size=size, chunk_size=chunk_size, progress=progress)
+
+
+def ingest_traces(
+    store: TraceStore,
+    traces: Iterable[ReasoningTrace],
+    *,
+    name: str,
+    content_sha256: str,
+    run_id: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> IngestReport:
+    """Store already-built traces (generators) through the same batch and dedupe path."""
+    items = list(traces)
+    batch = store.open_batch(name, content_sha256, 0, run_id)
+    pending = ((i + 1, t) for i, t in enumerate(items) if i + 1 >= batch.next_line)
+    return _ingest(store, batch, pending, size=0, chunk_size=chunk_size, progress=None)
+
+
+def _ingest(
+    store: TraceStore,
+    batch: Batch,
+    records: Iterator[RawRecord] | Iterator[tuple[int, ReasoningTrace]],
+    *,
+    size: int,
+    chunk_size: int,
+    progress: Progress | None,
+) -> IngestReport:
+    resumed = batch.resumed
+    reasons: Counter = Counter()
+    accepted: list[tuple[int, ReasoningTrace]] = []
+    rejected: list[RejectRow] = []
+    n_read = 0
+    end_offset, next_line = batch.byte_offset, batch.next_line
+
+    def flush() -> None:
+        nonlocal n_read, accepted, rejected
+        result = store.write_chunk(
+            batch, accepted, rejected, n_read=n_read, end_offset=end_offset, next_line=next_line
+        )
+        reasons.update(result.reasons)
+        accepted, rejected, n_read = [], [], 0
+        if progress is not None:
+            progress(batch, end_offset)
+
+    try:
+        for item in records:
+            n_read += 1
+            if isinstance(item, RawRecord):
+                parsed = parse_record(item)
+                end_offset, next_line = item.end_offset, item.line + 1
+                if isinstance(parsed, Rejection):
+                    rejected.append(RejectRow(item.line, parsed, item.data, item.size))
+                else:
+                    accepted.append((item.line, parsed))
+            else:
+                line, trace = item
+                accepted.append((line, trace))
+                next_line = line + 1
+            if n_read >= chunk_size:
+                flush()
+        if n_read:
+            flush()
+    except Exception as e:
+        store.fail_batch(batch, f"{type(e).__name__}: {e}")
+        raise
+    store.finish_batch(batch)
+    return IngestReport(
+        batch_id=batch.id,
+        file_name=batch.file_name,
+        file_sha256=batch.file_sha256,
+        file_bytes=size,
+        read=batch.n_read,
+        accepted=batch.n_accepted,
+        duplicate=batch.n_duplicate,
+        rejected=batch.n_rejected,
+        resumed=resumed,
+        reasons=reasons,
+    )

@@ -1,0 +1,233 @@
+"""Stream raw records out of a trace file without trusting it.
+
+Two layouts are read: JSON Lines (one record per line) and a top-level JSON array. The
+layout is chosen by the first non-blank byte after an optional UTF-8 BOM (``[`` means an
+array). Both are streamed with bounded memory: a record larger than ``max_record_bytes``
+is skipped while it is read (only its first ``keep_bytes`` are kept for the reject row), so
+a 50 MB line never sits in memory, not even once.
+
+What the reader settles itself, before any JSON parsing:
+
+* ``too_large``: the record exceeds the size limit;
+* ``truncated``: the file ends inside a record (no final newline and the text does not
+  parse, or an array that is never closed).
+
+Blank lines are not records and are not counted. CRLF line ends are accepted.
+Every record carries its 1-based starting line and the byte offset just past it, which is
+the resume point that ingestion commits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BOM = b"\xef\xbb\xbf"
+KEEP_BYTES = 64 * 1024  # how much of a rejected record is stored verbatim
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    line: int  # 1-based line where the record starts
+    end_offset: int  # byte offset just past the record: where a resumed read starts
+    data: bytes  # the record's bytes, line end removed (only a prefix when too large)
+    size: int  # the record's full size in bytes
+    problem: str | None = None  # "too_large" | "truncated" when the reader rejects it
+    detail: str = ""  # human-readable explanation of the problem
+
+
+def detect_layout(path: Path) -> str:
+    """'jsonl' or 'json_array', from the first non-blank byte (BOM skipped)."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    head = head.removeprefix(BOM).lstrip()
+    return "json_array" if head.startswith(b"[") else "jsonl"
+
+
+def iter_records(
+    path: Path,
+    *,
+    max_record_bytes: int,
+    start_offset: int = 0,
+    start_line: int = 1,
+) -> Iterator[RawRecord]:
+    """All records of ``path`` from ``start_offset`` on (a committed resume point)."""
+    if detect_layout(path) == "json_array":
+        for record in _iter_array(path, max_record_bytes):
+            if record.end_offset > start_offset:
+                yield record
+    else:
+        yield from _iter_jsonl(path, max_record_bytes, start_offset, start_line)
+
+
+def _iter_jsonl(path: Path, limit: int, offset: int, line_no: int) -> Iterator[RawRecord]:
+    with path.open("rb") as f:
+        f.seek(offset)
+        while True:
+            start_line = line_no
+            chunk = f.readline(limit + 2)  # +2: room for the CRLF of a record exactly at the limit
+            if not chunk:
+                return
+            line_no += 1
+            offset += len(chunk)
+            complete = chunk.endswith(b"\n")
+            if not complete and len(chunk) == limit + 2:
+                # Oversized: keep a prefix, read the rest in pieces and drop them.
+                size = len(chunk)
+                prefix = chunk[:KEEP_BYTES]
+                while True:
+                    piece = f.readline(_READ_CHUNK)
+                    if not piece:
+                        break
+                    size += len(piece)
+                    offset += len(piece)
+                    if piece.endswith(b"\n"):
+                        break
+                size -= 1  # the newline is not part of the record
+                yield RawRecord(
+                    start_line, offset, prefix, size, "too_large",
+                    f"record is {size:,} bytes; the limit is {limit:,} bytes",
+                )
+                continue
+            if start_line == 1 and chunk.startswith(BOM):
+                chunk = chunk[len(BOM):]
+            data = chunk.rstrip(b"\r\n") if complete else chunk
+            if not data.strip():
+                continue
+            if len(data) > limit:
+                yield RawRecord(
+                    start_line, offset, data[:KEEP_BYTES], len(data), "too_large",
+                    f"record is {len(data):,} bytes; the limit is {limit:,} bytes",
+                )
+            elif not complete and not _parses(data):
+                yield RawRecord(
+                    start_line, offset, data[:KEEP_BYTES], len(data), "truncated",
+                    "file ends in the middle of this record (no final newline and the JSON is incomplete)",
+                )
+            else:
+                yield RawRecord(start_line, offset, data, len(data))
+
+
+def _parses(data: bytes) -> bool:
+    try:
+        json.loads(data)
+        return True
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+# Structural tokens outside strings, and the characters that matter inside one.
+_OUTSIDE = re.compile(rb'["\[\]{},]')
+_INSIDE = re.compile(rb'["\\]')
+_WHITESPACE = re.compile(rb"\s*")
+
+
+def _iter_array(path: Path, limit: int) -> Iterator[RawRecord]:
+    """Elements of a top-level JSON array, split structurally (strings and nesting respected).
+
+    The split does not validate JSON: a malformed element still ends at the next ``,`` or
+    ``]`` at depth one and is rejected when it is parsed.
+    """
+    with path.open("rb") as f:
+        buf = f.read(_READ_CHUNK)
+        if buf.startswith(BOM):
+            buf = buf[len(BOM):]
+            base = len(BOM)  # file offset of buf[0]
+        else:
+            base = 0
+        eof = len(buf) == 0
+        pos = buf.index(b"[") + 1  # detect_layout guarantees the bracket
+        line = 1 + buf.count(b"\n", 0, pos)
+        depth = 1
+        in_string = False
+        elem: list[bytes] = []  # pieces of the current element (bounded by the limit)
+        elem_size = 0
+        elem_line = 0  # 0: no element started yet
+        piece_start = pos
+
+        def flush_piece(end: int) -> None:
+            nonlocal elem_size
+            piece = buf[piece_start:end]
+            if elem_size < limit + 1:
+                elem.append(piece[: limit + 1 - elem_size])
+            elem_size += len(piece)
+
+        while True:
+            if pos >= len(buf):
+                if elem_line:
+                    flush_piece(len(buf))
+                if eof:
+                    break
+                base += len(buf)
+                buf = f.read(_READ_CHUNK)
+                eof = len(buf) == 0
+                pos = piece_start = 0
+                continue
+            if elem_line == 0:
+                # Skip whitespace between elements, noting line breaks.
+                ws_end = _WHITESPACE.match(buf, pos).end()
+                if ws_end > pos:
+                    line += buf.count(b"\n", pos, ws_end)
+                    pos = ws_end
+                    continue
+                if buf[pos : pos + 1] == b"]" and depth == 1:
+                    return
+                if buf[pos : pos + 1] == b",":
+                    pos += 1
+                    continue
+                elem_line = line
+                piece_start = pos
+            pattern = _INSIDE if in_string else _OUTSIDE
+            m = pattern.search(buf, pos)
+            if m is None:
+                line += buf.count(b"\n", pos)
+                pos = len(buf)
+                continue
+            line += buf.count(b"\n", pos, m.start())
+            tok = buf[m.start() : m.start() + 1]
+            pos = m.end()
+            if in_string:
+                if tok == b"\\":
+                    if pos >= len(buf) and not eof:
+                        # escape split across reads: pull the next byte in now
+                        more = f.read(_READ_CHUNK)
+                        eof = len(more) == 0
+                        buf += more
+                    pos += 1
+                else:
+                    in_string = False
+                continue
+            if tok == b'"':
+                in_string = True
+            elif tok in (b"[", b"{"):
+                depth += 1
+            elif tok in (b"]", b"}"):
+                depth -= 1
+                if depth == 0:  # the array's closing bracket ends the last element
+                    flush_piece(m.start())
+                    yield _element(elem, elem_size, elem_line, base + m.start(), limit)
+                    return
+            elif tok == b"," and depth == 1:
+                flush_piece(m.start())
+                yield _element(elem, elem_size, elem_line, base + pos, limit)
+                elem, elem_size, elem_line = [], 0, 0
+        if elem_line:
+            data = b"".join(elem).strip()
+            yield RawRecord(
+                elem_line, base, data[:KEEP_BYTES], elem_size, "truncated",
+                "file ends inside this array element (the JSON array is never closed)",
+            )
+
+
+def _element(pieces: list[bytes], size: int, line: int, end: int, limit: int) -> RawRecord:
+    data = b"".join(pieces).strip()
+    if size > limit:
+        return RawRecord(
+            line, end, data[:KEEP_BYTES], size, "too_large",
+            f"record is {size:,} bytes; the limit is {limit:,} bytes",
+        )
+    return RawRecord(line, end, data, len(data))

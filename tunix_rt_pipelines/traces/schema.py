@@ -1,0 +1,149 @@
+"""The strict ``ReasoningTrace`` schema, its limits, text normalisation and content identity.
+
+A trace is a prompt, an ordered list of reasoning steps and a final answer. Every text
+field is normalised on the way in (Unicode NFC, CRLF -> LF, surrounding whitespace
+stripped), so two traces that differ only in encoding details are stored once.
+
+Identity: ``content_hash`` is the sha256 of the normalised prompt, steps and final answer,
+with runs of whitespace collapsed to one space. The ``id`` is the producer's name for the
+trace; the content hash is what deduplicates. An ``id`` already stored with different
+content is rejected (``id_conflict``) rather than silently renamed.
+
+Limits (documented in the README, enforced here and in the reader):
+
+* a raw record (one JSONL line or one JSON array element) is at most ``MAX_RECORD_BYTES``;
+  larger records are rejected before they are parsed;
+* ``prompt`` at most 32,000 characters, each step at most 8,000, ``final_answer`` at most
+  4,000; at most 256 steps; ids at most 128 characters of ``[A-Za-z0-9._:/-]``;
+* metadata: ``source``, ``category`` at most 64 characters; at most 32 tags of 64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+SCHEMA_VERSION = "1"
+MAX_RECORD_BYTES = 1 << 20  # 1 MiB per raw record; bigger ones are rejected unread
+MAX_PROMPT_CHARS = 32_000
+MAX_STEP_CHARS = 8_000
+MAX_STEPS = 256
+MAX_ANSWER_CHARS = 4_000
+MAX_ID_CHARS = 128
+MAX_LABEL_CHARS = 64
+MAX_TAGS = 32
+
+ID_PATTERN = r"^[A-Za-z0-9._:/-]+$"
+
+
+def normalize_text(text: str) -> str:
+    """NFC, LF line ends, no surrounding whitespace. Cheap when the text is already NFC."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.strip()
+
+
+def _non_blank(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty or only whitespace")
+    return text
+
+
+def _label(text: str) -> str:
+    return text.lower()
+
+
+Text = Annotated[str, AfterValidator(normalize_text), AfterValidator(_non_blank)]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL_CHARS),
+    AfterValidator(_label),
+]
+Scalar = str | int | float | bool | None
+
+
+class TraceMetadata(BaseModel):
+    """Where a trace comes from and how it is classified; used by dataset specs to select."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    source: Label = "unknown"  # producer: a generator name, "reasoning_gym:<family>", a file's origin
+    category: Label = "general"  # task family, e.g. arithmetic, card_game
+    difficulty: Literal["easy", "medium", "hard"] = "medium"
+    tags: Annotated[list[Label], Field(max_length=MAX_TAGS)] = []
+    # Free-form scalars kept verbatim (e.g. a generator's variables); not part of identity.
+    extra: Annotated[dict[str, Scalar], Field(max_length=64)] = {}
+
+
+class ReasoningTrace(BaseModel):
+    """One reasoning trace: prompt -> ordered steps -> final answer."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN),
+    ]
+    prompt: Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]
+    steps: Annotated[
+        list[Annotated[Text, Field(max_length=MAX_STEP_CHARS)]],
+        Field(min_length=1, max_length=MAX_STEPS),
+    ]
+    final_answer: Annotated[Text, Field(max_length=MAX_ANSWER_CHARS)]
+    metadata: TraceMetadata = TraceMetadata()
+    schema_version: Literal["1"] = SCHEMA_VERSION
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.prompt, self.steps, self.final_answer)
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def content_hash(prompt: str, steps: list[str], final_answer: str) -> str:
+    """sha256 over already-normalised texts, whitespace runs collapsed (cosmetic reflow dedupes)."""
+    canonical = json.dumps(
+        [_collapse(prompt), [_collapse(s) for s in steps], _collapse(final_answer)],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def describe_validation_error(error: ValidationError, limit: int = 3) -> tuple[str, str]:
+    """(field, message) for the first errors of a pydantic error, field as a dotted path.
+
+    ``steps.0`` names the first step; the message keeps pydantic's wording, which says
+    what was expected and what was found. Further errors are appended as ``field: message``.
+    """
+    parts = []
+    fields = []
+    for item in error.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in item["loc"]) or "<record>"
+        fields.append(loc)
+        msg = item["msg"]
+        if item["type"] == "missing":
+            msg = "required field is missing"
+        elif item["type"] == "extra_forbidden":
+            msg = "unknown field (not in ReasoningTrace schema v1)"
+        parts.append(msg if not parts else f"{loc}: {msg}")  # the first field is returned separately
+    more = error.error_count() - limit
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return fields[0] if fields else "<record>", "; ".join(parts)
+

@@ -1,0 +1,409 @@
+"""The trace store: bulk, idempotent writes of traces and rejects, batch by batch.
+
+Every write goes through ``write_chunk``, one transaction per chunk that stores the
+chunk's new traces, its rejects and the batch's resume point together. A crash or a
+dropped connection therefore loses at most the chunk in flight, and the next attempt
+starts exactly where the last commit ended: no duplicate, no loss.
+
+Deduplication is by content hash, decided by the database (``ON CONFLICT DO NOTHING``),
+so two ingests racing on the same traces cannot both store one. On PostgreSQL the chunk
+is streamed with ``COPY`` into a session-local staging table and moved over with one
+``INSERT ... SELECT``; elsewhere it is one multi-row ``INSERT``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
+from tunix_rt_pipelines.core.migrate import migrate
+from tunix_rt_pipelines.traces.parse import Rejection
+from tunix_rt_pipelines.traces.schema import ReasoningTrace
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Batch:
+    """One ingestion of one file's content; resumable until completed."""
+
+    id: str
+    file_name: str
+    file_sha256: str
+    byte_offset: int = 0  # committed resume point
+    next_line: int = 1
+    n_read: int = 0
+    n_accepted: int = 0
+    n_duplicate: int = 0
+    n_rejected: int = 0
+    resumed: bool = False  # True when an interrupted attempt is being continued
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "read": self.n_read,
+            "accepted": self.n_accepted,
+            "duplicate": self.n_duplicate,
+            "rejected": self.n_rejected,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRow:
+    line: int
+    rejection: Rejection
+    raw: bytes
+    raw_bytes: int
+
+
+@dataclass
+class ChunkResult:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+
+class StoreError(RuntimeError):
+    """A database failure during ingestion, with what was and was not committed."""
+
+
+_TRACE_COLUMNS = [c.name for c in traces.columns]
+
+
+class TraceStore:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self.engine = make_engine(database_url)
+        migrate(self.engine)
+        self.dialect = self.engine.dialect.name
+
+    # -- batches ---------------------------------------------------------------------
+
+    def open_batch(self, file_name: str, file_sha256: str, file_bytes: int, run_id: str | None = None) -> Batch:
+        """Resume the unfinished batch of this exact content, or start a new one.
+
+        A completed batch is never reopened: ingesting the same file again is a new batch
+        whose traces all count as duplicates.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(ingest_batches)
+                .where(
+                    ingest_batches.c.file_name == file_name,
+                    ingest_batches.c.file_sha256 == file_sha256,
+                    ingest_batches.c.status != "completed",
+                )
+                .order_by(ingest_batches.c.started_at.desc())
+                .limit(1)
+            ).mappings().first()
+            if row is not None:
+                conn.execute(
+                    ingest_batches.update()
+                    .where(ingest_batches.c.id == row["id"])
+                    .values(status="running", run_id=run_id, error=None, updated_at=now)
+                )
+                return Batch(
+                    id=row["id"], file_name=file_name, file_sha256=file_sha256,
+                    byte_offset=row["byte_offset"], next_line=row["next_line"], n_read=row["n_read"],
+                    n_accepted=row["n_accepted"], n_duplicate=row["n_duplicate"],
+                    n_rejected=row["n_rejected"], resumed=True,
+                )
+            batch = Batch(id=uuid.uuid4().hex, file_name=file_name, file_sha256=file_sha256)
+            conn.execute(
+                ingest_batches.insert().values(
+                    id=batch.id, file_name=file_name, file_sha256=file_sha256, file_bytes=file_bytes,
+                    status="running", run_id=run_id, started_at=now, updated_at=now,
+                )
+            )
+            return batch
+
+    def finish_batch(self, batch: Batch) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                ingest_batches.update()
+                .where(ingest_batches.c.id == batch.id)
+                .values(status="completed", finished_at=now, updated_at=now)
+            )
+
+    def fail_batch(self, batch: Batch, error: str) -> None:
+        """Best effort: the database may be the thing that failed."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    ingest_batches.update()
+                    .where(ingest_batches.c.id == batch.id)
+                    .values(status="failed", error=error[:4000], updated_at=utcnow())
+                )
+        except sa.exc.SQLAlchemyError:
+            pass
+
+    def batch_row(self, batch_id: str) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(ingest_batches).where(ingest_batches.c.id == batch_id)).mappings().one()
+            return dict(row)
+
+    # -- the write path --------------------------------------------------------------
+
+    def write_chunk(
+        self,
+        batch: Batch,
+        accepted: Sequence[tuple[int, ReasoningTrace]],
+        rejected: Sequence[RejectRow],
+        *,
+        n_read: int,
+        end_offset: int,
+        next_line: int,
+    ) -> ChunkResult:
+        """Store one chunk and advance the batch's resume point, atomically.
+
+        ``accepted`` are (line, trace) pairs that passed validation; the database decides
+        which are new. Updates ``batch`` in place only after the commit succeeded.
+        """
+        now = utcnow()
+        result = ChunkResult()
+        reject_rows = [self._reject_row(batch, r, now) for r in rejected]
+        for r in rejected:
+            result.reasons[r.rejection.reason] += 1
+
+        # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
+        seen: dict[str, tuple[int, ReasoningTrace]] = {}
+        chunk_dups = 0
+        for line, trace in accepted:
+            h = trace.content_hash
+            if h in seen:
+                chunk_dups += 1
+            else:
+                seen[h] = (line, trace)
+        rows = [self._trace_row(h, t, batch.id, now) for h, (_, t) in seen.items()]
+
+        try:
+            with self.engine.begin() as conn:
+                inserted = self._insert_traces(conn, rows) if rows else set()
+                not_inserted = [h for h in seen if h not in inserted]
+                existing = self._existing_hashes(conn, not_inserted)
+                for h in not_inserted:
+                    if h in existing:
+                        result.duplicate += 1
+                        continue
+                    line, trace = seen[h]
+                    owner = conn.execute(
+                        sa.select(traces.c.content_hash).where(traces.c.trace_id == trace.id)
+                    ).scalar()
+                    rej = Rejection(
+                        "id_conflict", "id",
+                        f"id {trace.id!r} is already stored for different content (content_hash {str(owner)[:12]}…)",
+                    )
+                    raw = trace.model_dump_json().encode()
+                    reject_rows.append(self._reject_row(batch, RejectRow(line, rej, raw, len(raw)), now))
+                    result.reasons["id_conflict"] += 1
+                result.accepted = len(inserted)
+                result.duplicate += chunk_dups
+                result.rejected = len(reject_rows)
+                if reject_rows:
+                    self._insert_rejects(conn, reject_rows)
+                conn.execute(
+                    ingest_batches.update()
+                    .where(ingest_batches.c.id == batch.id)
+                    .values(
+                        byte_offset=end_offset,
+                        next_line=next_line,
+                        n_read=ingest_batches.c.n_read + n_read,
+                        n_accepted=ingest_batches.c.n_accepted + result.accepted,
+                        n_duplicate=ingest_batches.c.n_duplicate + result.duplicate,
+                        n_rejected=ingest_batches.c.n_rejected + result.rejected,
+                        updated_at=now,
+                    )
+                )
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(
+                f"database write failed for {batch.file_name} (lines {batch.next_line}–{next_line - 1}); "
+                f"stored up to line {batch.next_line - 1}, nothing of this chunk was kept; "
+                f"re-run to resume: {type(e.orig or e).__name__}: {str(e.orig or e).strip().splitlines()[0]}"
+            ) from e
+        batch.byte_offset, batch.next_line = end_offset, next_line
+        batch.n_read += n_read
+        batch.n_accepted += result.accepted
+        batch.n_duplicate += result.duplicate
+        batch.n_rejected += result.rejected
+        return result
+
+    @staticmethod
+    def _trace_row(h: str, t: ReasoningTrace, batch_id: str, now: datetime) -> dict:
+        m = t.metadata
+        return {
+            "content_hash": h,
+            "trace_id": t.id,
+            "schema_version": t.schema_version,
+            "prompt": t.prompt,
+            "steps": t.steps,
+            "final_answer": t.final_answer,
+            "source": m.source,
+            "category": m.category,
+            "difficulty": m.difficulty,
+            "tags": m.tags,
+            "extra": m.extra,
+            "n_steps": len(t.steps),
+            "n_chars": len(t.prompt) + sum(map(len, t.steps)) + len(t.final_answer),
+            "batch_id": batch_id,
+            "created_at": now,
+        }
+
+    @staticmethod
+    def _reject_row(batch: Batch, r: RejectRow, now: datetime) -> dict:
+        return {
+            "batch_id": batch.id,
+            "file_name": batch.file_name,
+            "line_no": r.line,
+            "reason": r.rejection.reason,
+            "field": r.rejection.field[:256],
+            "message": r.rejection.message,
+            # backslashreplace keeps undecodable bytes visible (\xff) instead of losing them
+            "raw": r.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
+            "raw_bytes": r.raw_bytes,
+            "created_at": now,
+        }
+
+    def _insert_traces(self, conn: sa.Connection, rows: list[dict]) -> set[str]:
+        if self.dialect == "postgresql":
+            return _copy_insert_traces(conn, rows)
+        stmt = sqlite.insert(traces).on_conflict_do_nothing().returning(traces.c.content_hash)
+        return set(conn.execute(stmt, rows).scalars().all())
+
+    def _existing_hashes(self, conn: sa.Connection, hashes: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            found.update(conn.execute(sa.select(traces.c.content_hash).where(traces.c.content_hash.in_(part))).scalars())
+        return found
+
+    def _insert_rejects(self, conn: sa.Connection, rows: list[dict]) -> None:
+        ins = postgresql.insert(rejects) if self.dialect == "postgresql" else sqlite.insert(rejects)
+        conn.execute(ins.on_conflict_do_nothing(index_elements=["batch_id", "line_no"]), rows)
+
+    # -- reads -----------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(traces)).scalar_one()
+
+            def by(col: sa.Column) -> dict[str, int]:
+                q = sa.select(col, sa.func.count()).group_by(col).order_by(sa.func.count().desc(), col)
+                return {k: v for k, v in conn.execute(q)}
+
+            batches = conn.execute(
+                sa.select(ingest_batches.c.status, sa.func.count()).group_by(ingest_batches.c.status)
+            ).all()
+            n_rejects = conn.execute(sa.select(sa.func.count()).select_from(rejects)).scalar_one()
+            steps = conn.execute(
+                sa.select(sa.func.min(traces.c.n_steps), sa.func.avg(traces.c.n_steps), sa.func.max(traces.c.n_steps))
+            ).one()
+            return {
+                "traces": total,
+                "by_source": by(traces.c.source),
+                "by_category": by(traces.c.category),
+                "by_difficulty": by(traces.c.difficulty),
+                "steps": {"min": steps[0], "mean": round(float(steps[1] or 0), 2), "max": steps[2]},
+                "batches": {status: n for status, n in batches},
+                "rejects": n_rejects,
+                "rejects_by_reason": by(rejects.c.reason),
+            }
+
+    def list_rejects(
+        self, *, batch_id: str | None = None, reason: str | None = None, limit: int = 50
+    ) -> list[dict]:
+        q = sa.select(
+            rejects.c.batch_id, rejects.c.file_name, rejects.c.line_no, rejects.c.reason,
+            rejects.c.field, rejects.c.message, rejects.c.raw_bytes, rejects.c.created_at,
+            sa.func.substr(rejects.c.raw, 1, 200).label("raw_head"),
+        ).order_by(rejects.c.id.desc()).limit(limit)
+        if batch_id:
+            q = q.where(rejects.c.batch_id == batch_id)
+        if reason:
+            q = q.where(rejects.c.reason == reason)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def count_rows(self, batch_id: str) -> dict[str, int]:
+        """Rows actually stored for a batch: the ground truth its counters must match."""
+        with self.engine.connect() as conn:
+            n_traces = conn.execute(
+                sa.select(sa.func.count()).select_from(traces).where(traces.c.batch_id == batch_id)
+            ).scalar_one()
+            n_rejects = conn.execute(
+                sa.select(sa.func.count()).select_from(rejects).where(rejects.c.batch_id == batch_id)
+            ).scalar_one()
+        return {"traces": n_traces, "rejects": n_rejects}
+
+    def sample(self, batch_id: str, n: int = 5) -> list[dict]:
+        q = (
+            sa.select(traces.c.trace_id, traces.c.category, traces.c.n_steps, traces.c.prompt, traces.c.final_answer)
+            .where(traces.c.batch_id == batch_id)
+            .order_by(traces.c.content_hash)
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def iter_traces(self, where: Iterable[sa.ColumnElement] = ()) -> list[dict]:
+        q = sa.select(traces).where(*where).order_by(traces.c.content_hash)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+# -- PostgreSQL COPY path -----------------------------------------------------------------
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_JSON_COLUMNS = {"steps", "tags", "extra"}
+
+
+def _copy_field(name: str, value: object) -> str:
+    if value is None:
+        return "\\N"
+    if name in _JSON_COLUMNS:
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    else:
+        value = str(value)
+    return value.translate(_COPY_ESCAPES)
+
+
+def encode_copy_rows(rows: Sequence[dict]) -> str:
+    """Rows in COPY text format, columns in table order."""
+    out = io.StringIO()
+    for row in rows:
+        out.write("\t".join(_copy_field(c, row[c]) for c in _TRACE_COLUMNS))
+        out.write("\n")
+    return out.getvalue()
+
+
+def _copy_insert_traces(conn: sa.Connection, rows: list[dict]) -> set[str]:
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS trace_stage (LIKE traces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cur.copy_expert(
+            f"COPY trace_stage ({', '.join(_TRACE_COLUMNS)}) FROM STDIN",
+            io.StringIO(encode_copy_rows(rows)),
+        )
+        cur.execute(
+            f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) "
+            f"SELECT {', '.join(_TRACE_COLUMNS)} FROM trace_stage "
+            "ON CONFLICT DO NOTHING RETURNING content_hash"
+        )
+        return {r[0] for r in cur.fetchall()}
