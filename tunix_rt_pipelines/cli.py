@@ -82,11 +82,17 @@ def stage_into_inbox(paths: list[Path], settings: Settings, instance) -> list[st
     return keys
 
 
-def ingest_partitions(keys: list[str], instance) -> list[dict]:  # noqa: ANN001
-    from tunix_rt_pipelines.definitions import defs
+def _definitions(settings: Settings):  # noqa: ANN202
+    """The code location bound to ``settings`` (not the module-level ``defs``, fixed at import)."""
+    from tunix_rt_pipelines.definitions import build_definitions
+
+    return build_definitions(settings)
+
+
+def ingest_partitions(keys: list[str], instance, settings: Settings) -> list[dict]:  # noqa: ANN001
     from tunix_rt_pipelines.traces.assets import ingest_job
 
-    job = defs.resolve_job_def(ingest_job.name)
+    job = _definitions(settings).resolve_job_def(ingest_job.name)
     results = []
     for key in keys:
         res = job.execute_in_process(instance=instance, partition_key=key, run_config=_QUIET_LOGS, raise_on_error=False)
@@ -109,7 +115,7 @@ def ingest(paths: tuple[Path, ...], as_json: bool) -> None:
     settings = _settings()
     instance = _instance()
     keys = stage_into_inbox(list(paths), settings, instance)
-    results = ingest_partitions(keys, instance)
+    results = ingest_partitions(keys, instance, settings)
     if as_json:
         _echo_json(results)
     else:
@@ -146,7 +152,7 @@ def import_gym(family: str | None, size: int, seed: int, list_families: bool) ->
             raise click.ClickException(str(e)) from e
         instance = _instance()
         keys = stage_into_inbox([path], settings, instance)
-    for r in ingest_partitions(keys, instance):
+    for r in ingest_partitions(keys, instance, settings):
         click.echo(f"{r['file']}: read {r.get('read')}, accepted {r.get('accepted')}, "
                    f"duplicate {r.get('duplicate')}, rejected {r.get('rejected')}")
 
@@ -283,9 +289,10 @@ def datasets_export(digest: str, split: str, fmt: str, out: Path) -> None:
 @click.option("--gym-size", default=200, show_default=True)
 def run(gym_family: str, gym_size: int) -> None:
     """Materialise the whole graph on this home folder and print a summary."""
-    from tunix_rt_pipelines.definitions import MAIN_JOB, defs
+    from tunix_rt_pipelines.definitions import MAIN_JOB
 
     settings = _settings()
+    defs = _definitions(settings)
     instance = _instance()
     click.echo(f"home: {settings.home}  (database: {settings.database_url.split(':', 1)[0]})")
     if gym_family:
@@ -295,7 +302,7 @@ def run(gym_family: str, gym_size: int) -> None:
             path = Path(tmp) / f"reasoning_gym-{gym_family}-seed0-n{gym_size}.jsonl"
             write_reasoning_gym_jsonl(gym_family, gym_size, 0, path)
             keys = stage_into_inbox([path], settings, instance)
-        for r in ingest_partitions(keys, instance):
+        for r in ingest_partitions(keys, instance, settings):
             if not r["success"]:
                 raise click.ClickException(f"ingest of {r['file']} failed: {r.get('error')}")
             click.echo(f"ingested {r['file']}: read {r['read']}, accepted {r['accepted']}, "

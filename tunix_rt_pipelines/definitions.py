@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, PipesSubprocessClient, define_asset_job
 
-from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResource, TraceStoreResource
+from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResource, TraceStoreResource, WorkdirResource
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.evalsets.assets import evalset_assets
-from tunix_rt_pipelines.synthetic.assets import dev_reasoning
+from tunix_rt_pipelines.inference.assets import build_prediction_assets
+from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
+from tunix_rt_pipelines.training.assets import build_training_assets
 
 MAIN_JOB = "main"
+# Training configs materialised by this code location. The Gemma/Qwen configs need their
+# weights on disk (or network) and an accelerator: add them here on a machine that has both.
+TRAINING_CONFIGS = ["smoke_tiny.yaml"]
+EVALSET = REPO_ROOT / "evalsets" / "eval_v1.jsonl"
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
-    assets = [ingested_trace_file, dev_reasoning, *dataset_assets(REPO_ROOT / "training" / "datasets"),
-              *evalset_assets(REPO_ROOT / "evalsets")]
+    training = [a for name in TRAINING_CONFIGS for a in build_training_assets(REPO_ROOT / "training" / name)]
+    predictions = [a for name in TRAINING_CONFIGS for a in build_prediction_assets(REPO_ROOT / "training" / name, EVALSET)]
+    assets = [ingested_trace_file, dev_reasoning, synthetic_arithmetic,
+              *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(REPO_ROOT / "evalsets"),
+              *training, *predictions]
     main_job = define_asset_job(
         MAIN_JOB,
         selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file),
-        description="Everything that is not per inbox file: dev set, datasets, eval sets (and later stages).",
+        description="Everything that is not per inbox file: generated traces, datasets, eval sets, base model, "
+                    "training, predictions.",
     )
     return Definitions(
         assets=assets,
@@ -31,6 +41,8 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             "trace_store": TraceStoreResource(database_url=settings.database_url),
             "artifact_store": ArtifactStoreResource(root=str(settings.artifacts_dir)),
             "inbox": InboxResource(path=str(settings.inbox_dir)),
+            "workdir": WorkdirResource(root=str(settings.home)),
+            "pipes_subprocess_client": PipesSubprocessClient(),
         },
     )
 

@@ -78,3 +78,55 @@ class ArtifactStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+TREE_FORMAT = "tunix-rt-tree/1"
+
+
+def put_tree(store: ArtifactStore, folder: Path) -> tuple[str, dict]:
+    """Store every file of ``folder`` content-addressed; returns (digest, manifest).
+
+    The manifest maps relative paths to sha256 and sizes; its own sha256 (the digest) names
+    the whole folder, so a model folder is as immutable and verifiable as a single blob.
+    """
+    import json
+
+    folder = Path(folder)
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"sha256": store.put_file(path), "bytes": path.stat().st_size}
+    manifest = {"format": TREE_FORMAT, "files": files}
+    digest = store.put_bytes(json.dumps(manifest, sort_keys=True, indent=1).encode())
+    return digest, manifest
+
+
+def get_tree(store: ArtifactStore, digest: str, dest: Path) -> Path:
+    """Rebuild the folder named by ``digest`` at ``dest`` (verified; reused when already complete)."""
+    import json
+
+    dest = Path(dest)
+    marker = dest / ".tree-digest"
+    if marker.is_file() and marker.read_text() == digest:
+        return dest
+    manifest = json.loads(store.get_bytes(digest))
+    if manifest.get("format") != TREE_FORMAT:
+        raise ValueError(f"artefact {digest} is not a folder manifest")
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.exists() else None, prefix=".tree-"))
+    try:
+        for rel, entry in manifest["files"].items():
+            target = tmp / rel
+            if ".." in Path(rel).parts:
+                raise ArtifactIntegrityError(f"folder manifest {digest} names a path outside the folder: {rel!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.verify(entry["sha256"])
+            shutil.copyfile(store.path_for(entry["sha256"]), target)
+        (tmp / ".tree-digest").write_text(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

@@ -32,6 +32,20 @@ class ArtifactStoreResource(ConfigurableResource):
         return ArtifactStore(Path(self.root))
 
 
+class WorkdirResource(ConfigurableResource):
+    """Working folders on local disk: training runs (resumable, so stable paths) and unpacked models."""
+
+    root: str  # the home folder
+
+    @property
+    def runs(self) -> Path:
+        return Path(self.root) / "runs"
+
+    @property
+    def models(self) -> Path:
+        return Path(self.root) / "models"
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -6,6 +6,8 @@ Layout of the home folder (``TUNIX_RT_HOME``, default ``./.tunix_rt``)::
     tunix_rt.db   our tables (traces, rejects, batches, datasets) unless TUNIX_RT_DATABASE_URL is set
     artifacts/    content-addressed artefact store (sha256)
     inbox/        trace files waiting for ingestion; one dynamic partition per file
+    runs/         training run folders (checkpoints, logs, final model) keyed by what they depend on
+    models/       model folders unpacked from the artefact store for loading, by digest
 """
 
 from __future__ import annotations
@@ -46,8 +48,16 @@ class Settings:
     def inbox_dir(self) -> Path:
         return self.home / "inbox"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
     def ensure_dirs(self) -> None:
-        for path in (self.home, self.dagster_home, self.artifacts_dir, self.inbox_dir):
+        for path in (self.home, self.dagster_home, self.artifacts_dir, self.inbox_dir, self.runs_dir, self.models_dir):
             path.mkdir(parents=True, exist_ok=True)
 
     def activate_dagster_home(self) -> None:

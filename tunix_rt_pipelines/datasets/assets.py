@@ -32,7 +32,7 @@ def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
 
     @asset(
         key=key,
-        deps=["dev_reasoning", "ingested_trace_file"],
+        deps=["dev_reasoning", "synthetic_arithmetic", "ingested_trace_file"],
         group_name="datasets",
         kinds={"python", "parquet"},
         code_version="1",

@@ -83,9 +83,9 @@ class TraceMetadata(BaseModel):
     source: Label = "unknown"  # producer: a generator name, "reasoning_gym:<family>", a file's origin
     category: Label = "general"  # task family, e.g. arithmetic, card_game
     difficulty: Literal["easy", "medium", "hard"] = "medium"
-    tags: Annotated[list[Label], Field(max_length=MAX_TAGS)] = []
+    tags: Annotated[list[Label], Field(max_length=MAX_TAGS, default_factory=list)]
     # Free-form scalars kept verbatim (e.g. a generator's variables); not part of identity.
-    extra: Annotated[dict[str, Scalar], Field(max_length=64)] = {}
+    extra: Annotated[dict[str, Scalar], Field(max_length=64, default_factory=dict)]
 
 
 class ReasoningTrace(BaseModel):
@@ -103,12 +103,15 @@ class ReasoningTrace(BaseModel):
         Field(min_length=1, max_length=MAX_STEPS),
     ]
     final_answer: Annotated[Text, Field(max_length=MAX_ANSWER_CHARS)]
-    metadata: TraceMetadata = TraceMetadata()
+    metadata: TraceMetadata = Field(default_factory=TraceMetadata)
     schema_version: Literal["1"] = SCHEMA_VERSION
 
     @property
     def content_hash(self) -> str:
         return content_hash(self.prompt, self.steps, self.final_answer)
+
+
+_canonical_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _collapse(text: str) -> str:
@@ -117,11 +120,7 @@ def _collapse(text: str) -> str:
 
 def content_hash(prompt: str, steps: list[str], final_answer: str) -> str:
     """sha256 over already-normalised texts, whitespace runs collapsed (cosmetic reflow dedupes)."""
-    canonical = json.dumps(
-        [_collapse(prompt), [_collapse(s) for s in steps], _collapse(final_answer)],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    canonical = _canonical_json([_collapse(prompt), [_collapse(s) for s in steps], _collapse(final_answer)])
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -1,0 +1,12 @@
+"""Reading what upstream assets recorded: their latest materialization's metadata."""
+
+# No `from __future__ import annotations`: Dagster reads annotations at runtime.
+from dagster import AssetExecutionContext, AssetKey, Failure
+
+
+def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict:
+    """Plain values of the latest materialization of ``key``; a clear failure if there is none."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        raise Failure(f"{key.to_user_string()} has never been materialised; materialise it first")
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}

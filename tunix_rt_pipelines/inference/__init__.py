@@ -1,0 +1,1 @@
+"""Inference: batched generation on either backend and the predictions asset."""

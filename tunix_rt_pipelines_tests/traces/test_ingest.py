@@ -1,0 +1,165 @@
+"""Ingestion survives bad input on both backends; counts always add up; re-runs are idempotent."""
+
+import json
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from tunix_rt_pipelines.core.db import rejects, traces
+from tunix_rt_pipelines.traces.ingest import ingest_file
+from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
+
+
+def ingest(store, path, **kw):
+    report = ingest_file(store, path, **kw)
+    assert report.read == report.accepted + report.duplicate + report.rejected
+    stored = store.count_rows(report.batch_id)
+    assert stored == {"traces": report.accepted, "rejects": report.rejected}
+    return report
+
+
+def reject_of(store, batch_id):
+    return [(r["line_no"], r["reason"], r["field"]) for r in reversed(store.list_rejects(batch_id=batch_id))]
+
+
+def test_valid_file_is_stored(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(10)]))
+    assert (r.read, r.accepted, r.duplicate, r.rejected) == (10, 10, 0, 0)
+
+
+def test_invalid_json_is_rejected_with_its_line(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), "{not json", trace_dict(2)]))
+    assert (r.accepted, r.rejected) == (2, 1)
+    assert reject_of(store, r.batch_id) == [(2, "invalid_json", "<record>")]
+
+
+def test_wrong_types_name_the_field(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1, final_answer=5), trace_dict(2, steps="one")]))
+    assert reject_of(store, r.batch_id) == [(1, "schema", "final_answer"), (2, "schema", "steps")]
+
+
+def test_missing_fields_name_the_field(store, tmp_path):
+    rec = trace_dict(1)
+    del rec["prompt"]
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [rec]))
+    (row,) = store.list_rejects(batch_id=r.batch_id)
+    assert (row["field"], row["message"]) == ("prompt", "required field is missing")
+
+
+def test_empty_steps_are_rejected(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1, steps=[])]))
+    assert reject_of(store, r.batch_id) == [(1, "schema", "steps")]
+
+
+def test_non_utf8_bytes_are_rejected_and_kept_visible(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [b'{"id": "t:1", "prompt": "caf\xe9"}', trace_dict(2)]))
+    (row,) = store.list_rejects(batch_id=r.batch_id)
+    assert row["reason"] == "encoding" and "\\xe9" in row["raw_head"]
+    assert r.accepted == 1
+
+
+def test_file_cut_off_mid_line(store, tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(json.dumps(trace_dict(1)).encode() + b"\n" + json.dumps(trace_dict(2)).encode()[:30])
+    r = ingest(store, path)
+    assert (r.accepted, r.rejected) == (1, 1)
+    assert reject_of(store, r.batch_id) == [(2, "truncated", "<record>")]
+
+
+def test_bom_and_crlf_files_ingest_cleanly(store, tmp_path):
+    path = tmp_path / "win.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(json.dumps(trace_dict(i)).encode() for i in range(3)) + b"\r\n")
+    r = ingest(store, path)
+    assert (r.accepted, r.rejected) == (3, 0)
+
+
+def test_large_line_is_rejected_for_size(store, tmp_path):
+    path = write_jsonl(tmp_path / "big.jsonl", [trace_dict(1, prompt="z" * 5000), trace_dict(2)])
+    r = ingest(store, path, max_record_bytes=2000)
+    (row,) = store.list_rejects(batch_id=r.batch_id)
+    assert row["reason"] == "too_large" and row["raw_bytes"] > 5000
+
+
+def test_same_file_twice_is_all_duplicates_the_second_time(store, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(20)] + ["{bad"])
+    first = ingest(store, path)
+    second = ingest(store, path)
+    assert (first.accepted, first.duplicate, first.rejected) == (20, 0, 1)
+    assert (second.accepted, second.duplicate, second.rejected) == (0, 20, 1)
+    assert store.stats()["traces"] == 20
+
+
+def test_duplicates_within_one_file_count_once(store, tmp_path):
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), trace_dict(1), trace_dict(1, id="copy")]))
+    assert (r.accepted, r.duplicate) == (1, 2)
+
+
+def test_reused_id_for_other_content_is_an_id_conflict(store, tmp_path):
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]))
+    r = ingest(store, write_jsonl(tmp_path / "b.jsonl", [trace_dict(1, final_answer="99")]))
+    assert reject_of(store, r.batch_id) == [(1, "id_conflict", "id")]
+
+
+def test_reasoning_gym_entries_become_traces(store, tmp_path):
+    entry = {"question": "2+3?", "answer": "5",
+             "metadata": {"source_dataset": "toy", "source_index": 7, "answer_cot": "2 + 3 = 5\n#### 5", "difficulty": 1.0}}
+    no_cot = {"question": "1+1?", "answer": "2", "metadata": {"source_dataset": "basic_arithmetic", "source_index": 0}}
+    r = ingest(store, write_jsonl(tmp_path / "gym.jsonl", [entry, no_cot]))
+    assert (r.accepted, r.rejected) == (1, 1)
+    with store.engine.connect() as c:
+        row = c.execute(sa.select(traces.c.trace_id, traces.c.steps, traces.c.final_answer)).one()
+    assert tuple(row) == ("rg:toy:7", ["2 + 3 = 5"], "5")
+    assert reject_of(store, r.batch_id) == [(2, "schema", "metadata.answer_cot")]
+
+
+def test_json_array_file(store, tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([trace_dict(1), trace_dict(2), {"id": "x"}], indent=2))
+    r = ingest(store, path)
+    assert (r.accepted, r.rejected) == (2, 1)
+
+
+def test_two_files_at_once_store_each_trace_once(store, tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(0, 600)])
+    b = write_jsonl(tmp_path / "b.jsonl", [trace_dict(i) for i in range(300, 900)])
+    reports, errors = {}, []
+
+    def run(path):
+        try:
+            reports[path.name] = ingest(store, path, chunk_size=50)
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert reports["a.jsonl"].accepted + reports["b.jsonl"].accepted == 900
+    assert reports["a.jsonl"].duplicate + reports["b.jsonl"].duplicate == 300
+    assert store.stats()["traces"] == 900
+
+
+def test_failure_mid_ingest_resumes_without_duplicates_or_loss(store, tmp_path, monkeypatch):
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(100)] + ["{bad"] * 3)
+    real = type(store).write_chunk
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store), "write_chunk", flaky)
+    with pytest.raises(RuntimeError):
+        ingest_file(store, path, chunk_size=20)
+    monkeypatch.setattr(type(store), "write_chunk", real)
+    r = ingest(store, path, chunk_size=20)
+    assert r.resumed
+    assert (r.read, r.accepted, r.duplicate, r.rejected) == (103, 100, 0, 3)
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(traces)).scalar() == 100
+        assert c.execute(sa.select(sa.func.count()).select_from(rejects)).scalar() == 3

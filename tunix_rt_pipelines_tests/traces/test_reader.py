@@ -1,0 +1,85 @@
+import json
+import tracemalloc
+
+from tunix_rt_pipelines.traces.reader import iter_records
+from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
+
+LIMIT = 1 << 20
+
+
+def records(path, **kw):
+    return list(iter_records(path, max_record_bytes=kw.pop("limit", LIMIT), **kw))
+
+
+def test_bom_and_crlf_are_removed(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(trace_dict(1)).encode() + b"\r\n" + json.dumps(trace_dict(2)).encode() + b"\r\n")
+    recs = records(path)
+    assert [json.loads(r.data)["id"] for r in recs] == ["t:1", "t:2"]
+    assert all(r.problem is None for r in recs)
+
+
+def test_blank_lines_are_not_records_but_keep_line_numbers(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), "", "  ", trace_dict(2)])
+    assert [r.line for r in records(path)] == [1, 4]
+
+
+def test_oversized_line_is_rejected_without_holding_it(tmp_path):
+    path = tmp_path / "big.jsonl"
+    big = 50 * 1024 * 1024
+    with path.open("wb") as f:
+        f.write(b'{"id": "big", "prompt": "' + b"x" * big + b'"}\n')
+        f.write(json.dumps(trace_dict(2)).encode() + b"\n")
+    tracemalloc.start()
+    recs = records(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert recs[0].problem == "too_large" and recs[0].size > big
+    assert recs[1].problem is None and recs[1].line == 2
+    assert peak < 8 * 1024 * 1024  # never the 50 MB line, not even once
+
+
+def test_file_cut_mid_record_is_truncated(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(json.dumps(trace_dict(1)).encode() + b'\n{"id": "t:2", "prom')
+    recs = records(path)
+    assert recs[0].problem is None
+    assert recs[1].problem == "truncated" and recs[1].line == 2
+
+
+def test_last_line_without_newline_is_fine_when_complete(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(json.dumps(trace_dict(1)).encode())
+    assert records(path)[0].problem is None
+
+
+def test_resume_offset_skips_committed_records(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(5)])
+    first = records(path)
+    rest = records(path, start_offset=first[1].end_offset, start_line=3)
+    assert [r.line for r in rest] == [3, 4, 5]
+    assert [r.data for r in rest] == [r.data for r in first[2:]]
+
+
+def test_json_array_elements_with_brackets_inside_strings(tmp_path):
+    items = [trace_dict(1, prompt="a ] tricky, {string} \"quoted\" \\"), trace_dict(2)]
+    path = tmp_path / "a.json"
+    path.write_text("[\n" + ",\n".join(json.dumps(i) for i in items) + "\n]\n")
+    recs = records(path)
+    assert [json.loads(r.data) for r in recs] == items
+    assert [r.line for r in recs] == [2, 3]
+
+
+def test_json_array_never_closed_is_truncated(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[" + json.dumps(trace_dict(1)) + ", {\"id\": \"t:2\"")
+    recs = records(path)
+    assert recs[0].problem is None
+    assert recs[1].problem == "truncated"
+
+
+def test_json_array_oversized_element(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[" + json.dumps(trace_dict(1, prompt="y" * 5000)) + "," + json.dumps(trace_dict(2)) + "]")
+    recs = records(path, limit=1000)
+    assert [r.problem for r in recs] == ["too_large", None]

@@ -1,0 +1,55 @@
+import pytest
+from pydantic import ValidationError
+
+from tunix_rt_pipelines.traces.schema import MAX_STEPS, ReasoningTrace, describe_validation_error
+from tunix_rt_pipelines_tests.conftest import trace_dict
+
+
+def test_text_is_nfc_normalised_with_lf_line_ends():
+    t = ReasoningTrace.model_validate(trace_dict(1, prompt="Zoe\u0308 says\r\nhi  ", steps=["a\r\nb"]))
+    assert t.prompt == "Zo\u00eb says\nhi"
+    assert t.steps == ["a\nb"]
+
+
+def test_content_hash_ignores_whitespace_reflow_but_not_wording():
+    a = ReasoningTrace.model_validate(trace_dict(1, steps=["1 + 1 = 2."]))
+    b = ReasoningTrace.model_validate(trace_dict(1, id="other", steps=["1  +\n1 = 2."]))
+    c = ReasoningTrace.model_validate(trace_dict(1, steps=["1 + 1 = 3."]))
+    assert a.content_hash == b.content_hash
+    assert a.content_hash != c.content_hash
+
+
+def test_step_order_is_part_of_identity():
+    a = ReasoningTrace.model_validate(trace_dict(1, steps=["x", "y"]))
+    b = ReasoningTrace.model_validate(trace_dict(1, steps=["y", "x"]))
+    assert a.content_hash != b.content_hash
+
+
+def test_strict_types_do_not_coerce_numbers_to_text():
+    with pytest.raises(ValidationError) as e:
+        ReasoningTrace.model_validate_json(b'{"id":"a","prompt":"p","steps":["s"],"final_answer":4}')
+    assert describe_validation_error(e.value)[0] == "final_answer"
+
+
+def test_unknown_field_is_rejected_and_named():
+    with pytest.raises(ValidationError) as e:
+        ReasoningTrace.model_validate(trace_dict(1, answer="4"))
+    field, message = describe_validation_error(e.value)
+    assert field == "answer" and "unknown field" in message
+
+
+@pytest.mark.parametrize("steps", [[], ["   "], ["ok"] * (MAX_STEPS + 1)])
+def test_steps_must_be_present_non_blank_and_bounded(steps):
+    with pytest.raises(ValidationError) as e:
+        ReasoningTrace.model_validate(trace_dict(1, steps=steps))
+    assert describe_validation_error(e.value)[0].startswith("steps")
+
+
+def test_ids_cannot_carry_path_or_spaces():
+    with pytest.raises(ValidationError):
+        ReasoningTrace.model_validate(trace_dict(1, id="a b"))
+
+
+def test_labels_are_lowercased_for_selection():
+    t = ReasoningTrace.model_validate(trace_dict(1, metadata={"source": "GSM", "category": "Arithmetic"}))
+    assert (t.metadata.source, t.metadata.category) == ("gsm", "arithmetic")
