@@ -75,11 +75,24 @@ def check_memory(cfg: TrainingConfig, model_dir: Path, say: Callable[[str], None
     check_fits(estimate, memory, cfg.max_memory_fraction)
 
 
+def check_model_folder(model_dir: Path) -> None:
+    """An HF folder with weights and a tokenizer, or a clear error before anything loads."""
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: not an HF model folder (no config.json)")
+    if not any(model_dir.glob("*.safetensors")):
+        raise FileNotFoundError(f"{model_dir}: no *.safetensors weights")
+    if not ((model_dir / "tokenizer.json").is_file() or (model_dir / "tokenizer.model").is_file()):
+        raise FileNotFoundError(f"{model_dir}: no tokenizer (tokenizer.json or tokenizer.model); "
+                                "save the tokenizer next to the weights")
+
+
 def run_training(job: TrainingJob, *, say: Callable[[str], None] = print, log: LogFn | None = None) -> TrainResult:
+    """Validate everything cheap first (config, folder, memory), then train; writes run_dir/result.json."""
     from transformers import AutoTokenizer
 
     cfg = load_config(Path(job.config_path))
     model_dir = Path(job.model_dir)
+    check_model_folder(model_dir)
     check_memory(cfg, model_dir, say)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     train, train_stats = stream.tokenize_pairs(tokenizer, read_pairs(Path(job.train_jsonl)), seq_len=cfg.seq_len)
