@@ -314,6 +314,14 @@ def run(gym_family: str, gym_size: int) -> None:
         md = event.materialization.metadata
         shown = {k: md[k].value for k in list(md)[:6] if isinstance(md[k].value, (int, float, str))}
         click.echo(f"  {event.asset_key.to_user_string()}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    for event in result.get_asset_materialization_events():
+        key, md = event.asset_key, event.materialization.metadata
+        if key.path[0] == "checkpoint":
+            click.echo(f"\n{key.to_user_string()}: loss {md['final_loss'].value:.4f} "
+                       f"(validation {md['final_val_loss'].value:.4f}) after {md['steps'].value} steps, "
+                       f"{md['tokens_per_s'].value:,.0f} tokens/s on {md['device'].value}")
+        if key.path[0] == "predictions":
+            click.echo(f"{key.to_user_string()}: {md['marked_answer_accuracy'].value:.0%} of eval answers exactly right")
     stats = _store(settings).stats()
     click.echo(f"\ntrace store: {stats['traces']:,} traces, {stats['rejects']:,} rejects; "
                f"by source: {stats['by_source']}")

@@ -11,7 +11,7 @@ from tunix_rt_pipelines.evalsets.assets import evalset_assets
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
-from tunix_rt_pipelines.training.assets import build_training_assets
+from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
 
 MAIN_JOB = "main"
 # Training configs materialised by this code location. The Gemma/Qwen configs need their
@@ -35,7 +35,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     )
     return Definitions(
         assets=assets,
-        jobs=[ingest_job, main_job],
+        jobs=[ingest_job, main_job, *(build_training_job(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS)],
         sensors=[inbox_sensor],
         resources={
             "trace_store": TraceStoreResource(database_url=settings.database_url),

@@ -14,6 +14,23 @@ from tunix_rt_pipelines.synthetic.dev_set import DevSetSpec, build_dev_set
 from tunix_rt_pipelines.traces.ingest import ingest_traces
 
 
+def store_generated(
+    context: AssetExecutionContext, traces: list, name: str, trace_store: TraceStoreResource,
+    artifact_store: ArtifactStoreResource, **metadata,
+) -> MaterializeResult:
+    """Keep the generated JSONL in the artefact store and ingest the traces like any file."""
+    jsonl = "".join(t.model_dump_json() + "\n" for t in traces).encode()
+    sha = artifact_store.get_store().put_bytes(jsonl)
+    report = ingest_traces(trace_store.get_store(), traces, name=f"generator:{name}", content_sha256=sha,
+                           run_id=context.run_id)
+    context.log.info(f"{name}: {report.accepted} new, {report.duplicate} already stored")
+    return MaterializeResult(
+        metadata={"traces": len(traces), "accepted": report.accepted, "duplicate": report.duplicate,
+                  "jsonl_sha256": sha, **metadata},
+        data_version=DataVersion(sha),
+    )
+
+
 class DevReasoningConfig(Config):
     size: int = 550  # total traces (70% reasoning / 20% game / 10% edge)
     seed: int = 42  # same seed, same traces
@@ -33,25 +50,11 @@ def dev_reasoning(
 ) -> MaterializeResult:
     spec = DevSetSpec(size=config.size, seed=config.seed)
     traces = build_dev_set(spec)
-    jsonl = "".join(t.model_dump_json() + "\n" for t in traces).encode()
-    sha = artifact_store.get_store().put_bytes(jsonl)
-    report = ingest_traces(
-        trace_store.get_store(), traces, name=f"generator:dev_reasoning:seed{spec.seed}", content_sha256=sha,
-        run_id=context.run_id,
-    )
-    context.log.info(f"dev_reasoning: {report.accepted} new, {report.duplicate} already stored")
-    categories = Counter(t.metadata.category for t in traces)
-    return MaterializeResult(
-        metadata={
-            "traces": len(traces),
-            "accepted": report.accepted,
-            "duplicate": report.duplicate,
-            "composition": MetadataValue.json(spec.counts()),
-            "by_category": MetadataValue.json(dict(categories)),
-            "jsonl_sha256": sha,
-            "seed": spec.seed,
-        },
-        data_version=DataVersion(sha),
+    return store_generated(
+        context, traces, f"dev_reasoning:seed{spec.seed}", trace_store, artifact_store,
+        composition=MetadataValue.json(spec.counts()),
+        by_category=MetadataValue.json(dict(Counter(t.metadata.category for t in traces))),
+        seed=spec.seed,
     )
 
 
@@ -76,22 +79,9 @@ def synthetic_arithmetic(
     # Draw a few more than asked so that removing eval prompts still leaves ``size`` traces.
     traces = [t for t in generate_arithmetic(config.size + len(held_out), config.seed) if t.prompt not in held_out]
     traces = traces[: config.size]
-    jsonl = "".join(t.model_dump_json() + "\n" for t in traces).encode()
-    sha = artifact_store.get_store().put_bytes(jsonl)
-    report = ingest_traces(
-        trace_store.get_store(), traces, name=f"generator:synthetic_arithmetic:seed{config.seed}", content_sha256=sha,
-        run_id=context.run_id,
-    )
-    context.log.info(f"synthetic_arithmetic: {report.accepted} new, {report.duplicate} already stored")
-    return MaterializeResult(
-        metadata={
-            "traces": len(traces),
-            "accepted": report.accepted,
-            "duplicate": report.duplicate,
-            "eval_prompts_excluded": len(held_out),
-            "by_family": MetadataValue.json(dict(Counter(t.metadata.tags[0] for t in traces))),
-            "jsonl_sha256": sha,
-            "seed": config.seed,
-        },
-        data_version=DataVersion(sha),
+    return store_generated(
+        context, traces, f"synthetic_arithmetic:seed{config.seed}", trace_store, artifact_store,
+        eval_prompts_excluded=len(held_out),
+        by_family=MetadataValue.json(dict(Counter(t.metadata.tags[0] for t in traces))),
+        seed=config.seed,
     )

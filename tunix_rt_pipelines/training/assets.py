@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
     AssetKey,
     AssetsDefinition,
     DataVersion,
@@ -21,6 +22,7 @@ from dagster import (
     MetadataValue,
     PipesSubprocessClient,
     asset,
+    define_asset_job,
 )
 
 from tunix_rt_pipelines.core.artifacts import get_tree, put_tree
@@ -76,7 +78,7 @@ def fetch_base_folder(cfg: TrainingConfig, texts, dest: Path) -> Path:  # noqa: 
 def build_training_assets(config_path: Path) -> list[AssetsDefinition]:
     cfg = load_config(config_path)
     base_key, ckpt_key, data_key = base_model_key(cfg), checkpoint_key(cfg), dataset_key(cfg)
-    on_accelerator = cfg.device in ("gpu", "tpu")
+    on_accelerator = compute_tag(cfg) == "gpu"
 
     @asset(
         key=base_key,
@@ -120,7 +122,8 @@ def build_training_assets(config_path: Path) -> list[AssetsDefinition]:
         group_name="training",
         kinds={"pytorch" if cfg.backend == "torch" else "jax", "safetensors"},
         code_version="1",
-        op_tags={"compute": "gpu"} if on_accelerator else None,
+        op_tags={"compute": compute_tag(cfg)},
+        pool="gpu" if on_accelerator else None,  # step-level limit too, for executors that run steps apart
         description=f"{config_path.name}: {cfg.backend} training in a Pipes subprocess; the trained HF folder.",
     )
     def _checkpoint(
@@ -185,3 +188,19 @@ def build_training_assets(config_path: Path) -> list[AssetsDefinition]:
 
     return [_base_model, _checkpoint]
 
+
+
+def compute_tag(cfg: TrainingConfig) -> str:
+    """The run tag the queue limits on: ``gpu`` for configs that need an accelerator (TPU included)."""
+    return "gpu" if cfg.device in ("gpu", "tpu") else "cpu"
+
+
+def build_training_job(config_path: Path):  # noqa: ANN201  (an unresolved asset job)
+    """``train_<name>``: base model and checkpoint of one config, tagged ``compute`` for the run queue."""
+    cfg = load_config(config_path)
+    return define_asset_job(
+        f"train_{cfg.name}",
+        selection=AssetSelection.assets(base_model_key(cfg), checkpoint_key(cfg)),
+        tags={"compute": compute_tag(cfg)},
+        description=f"Train {config_path.name} ({cfg.backend}, device {cfg.device}).",
+    )

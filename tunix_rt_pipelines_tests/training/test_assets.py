@@ -13,7 +13,7 @@ from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.definitions import build_definitions
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning
-from tunix_rt_pipelines.training.assets import build_training_assets
+from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
 
 CONFIG = {"name": "kill_test", "dataset": "dev_reasoning_sft", "backend": "torch", "seq_len": 256, "batch_size": 4,
           "steps": 400, "checkpoint_every": 10, "log_every": 10, "eval_every": 0, "seed": 3,
@@ -77,3 +77,14 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert md["steps"].value == 400
     assert md["resumed_from_step"].value >= 10
     assert md["final_loss"].value < md["history"].value[0]["loss"]
+
+
+def test_accelerator_configs_queue_as_gpu_runs(tmp_path):
+    gpu = tmp_path / "on_gpu.yaml"
+    gpu.write_text(yaml.safe_dump({**CONFIG, "name": "on_gpu", "device": "gpu"}))
+    cpu = tmp_path / "on_cpu.yaml"
+    cpu.write_text(yaml.safe_dump({**CONFIG, "name": "on_cpu"}))
+    assert build_training_job(gpu).tags == {"compute": "gpu"}
+    assert build_training_job(cpu).tags == {"compute": "cpu"}
+    (_, checkpoint) = build_training_assets(gpu)
+    assert checkpoint.op.tags["compute"] == "gpu"
