@@ -280,6 +280,79 @@ def datasets_export(digest: str, split: str, fmt: str, out: Path) -> None:
     click.echo(f"wrote {n} records to {out}")
 
 
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+def read_prediction_records(path: Path) -> list[dict]:
+    """``{item_id, expected_answer, output}`` records (extra fields kept); errors name the file and line."""
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise click.ClickException(f"{path}:{line_no}: invalid JSON at column {e.colno}: {e.msg}") from e
+            if not isinstance(rec, dict):
+                raise click.ClickException(f"{path}:{line_no}: expected a JSON object")
+            if "run" in rec and len(rec) == 1:
+                continue  # the header line of a predictions blob written by the predictions asset
+            for field in ("item_id", "expected_answer", "output"):
+                if not isinstance(rec.get(field), str):
+                    raise click.ClickException(f"{path}:{line_no}: {field}: required string field is missing or not a string")
+            records.append(rec)
+    return records
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--judge", default="answer_correctness", show_default=True, type=click.Choice(["answer_correctness"]))
+@click.option("--json", "as_json", is_flag=True)
+def rescore(file: Path, judge: str, as_json: bool) -> None:
+    """Score predictions made anywhere: a JSONL of {item_id, expected_answer, output}; no generation."""
+    from tunix_rt_pipelines.evaluation.evaluate import score_records
+
+    rows, card = score_records(read_prediction_records(file))
+    if as_json:
+        _echo_json({"items": rows, "scorecard": card})
+        return
+    for r in rows:
+        click.echo(f"{r['item_id']}: {r['outcome']:<8} extracted={r['extracted']!r} via {r['extractor']}")
+    click.echo(f"\nprimary score {card['primary_score']} over {card['n_scored']} scored items "
+               f"({card['n_invalid']} invalid, {card['n_unscored']} unscored); 95% interval {card['ci95']}")
+
+
+@main.command("leaderboard")
+@click.option("--dataset", "dataset_digest", help="Only evaluations of models trained on this dataset digest.")
+@click.option("--model", "model_digest", help="Only this model digest (a prefix is enough).")
+@click.option("--config", "config_name", help="Only this training config (name or path of its YAML).")
+@click.option("--since", type=click.DateTime(), help="Evaluated at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Evaluated at or before (UTC).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def leaderboard_cmd(dataset_digest, model_digest, config_name, since, until, limit, as_json) -> None:  # noqa: ANN001
+    """Evaluations ranked by primary score, with what produced them."""
+    from datetime import UTC
+
+    from tunix_rt_pipelines.evaluation.store import leaderboard
+
+    if config_name:
+        config_name = Path(config_name).stem
+    rows = leaderboard(_store(_settings()).engine, dataset_digest=dataset_digest, model_digest=model_digest,
+                       config_name=config_name, since=since and since.replace(tzinfo=UTC),
+                       until=until and until.replace(tzinfo=UTC), limit=limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    for rank, r in enumerate(rows, start=1):
+        score = "   n/a" if r["primary_score"] is None else f"{r['primary_score']:6.1%}"
+        click.echo(f"{rank:>3}. {score}  {r['label']:<28} {r['backend']:<6} model {r['model_digest'][:12]}  "
+                   f"dataset {r['dataset_digest'][:12] or '-':<12}  {r['created_at']:%Y-%m-%d %H:%M}")
+    if not rows:
+        click.echo("no evaluations yet: run `make run`")
+
+
 # -- the main job and the UI -------------------------------------------------------------------
 
 
@@ -325,6 +398,8 @@ def run(gym_family: str, gym_size: int) -> None:
     stats = _store(settings).stats()
     click.echo(f"\ntrace store: {stats['traces']:,} traces, {stats['rejects']:,} rejects; "
                f"by source: {stats['by_source']}")
+    click.echo("\nleaderboard (answer_correctness@v1 on the shipped eval set):")
+    click.get_current_context().invoke(leaderboard_cmd, limit=10)
     click.echo(f"open the UI: make ui   (or: DAGSTER_HOME={settings.dagster_home} dagster dev)")
     if not result.success:
         sys.exit(1)

@@ -64,3 +64,22 @@ def test_two_files_with_the_same_name_but_other_content_both_ingest(home, tmp_pa
     rows = json.loads(cli("ingest", str(a), str(b), "--json").stdout)
     assert [r["accepted"] for r in rows] == [1, 1]
     assert rows[0]["file"] != rows[1]["file"]
+
+
+def test_rescore_scores_predictions_made_elsewhere(home, tmp_path):
+    path = write_jsonl(tmp_path / "preds.jsonl", [
+        {"item_id": "a", "expected_answer": "12", "output": "3 x 4 = 12\n#### 12"},
+        {"item_id": "b", "expected_answer": "5", "output": "no idea"},
+    ])
+    out = json.loads(cli("rescore", str(path), "--json").stdout)
+    assert [(i["item_id"], i["outcome"], i["extractor"]) for i in out["items"]] == [
+        ("a", "correct", "marker_hash"), ("b", "invalid", "none")]
+    assert (out["scorecard"]["n_items"], out["scorecard"]["primary_score"]) == (2, 0.5)
+
+
+def test_rescore_names_the_file_line_and_field_of_a_bad_record(home, tmp_path):
+    path = write_jsonl(tmp_path / "preds.jsonl", [{"item_id": "a", "expected_answer": "1", "output": "#### 1"},
+                                                   {"item_id": "b", "output": "#### 2"}])
+    result = subprocess.run([sys.executable, "-m", "tunix_rt_pipelines.cli", "rescore", str(path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "preds.jsonl:2: expected_answer" in result.stderr

@@ -101,6 +101,46 @@ datasets = sa.Table(
     sa.Index(None, "name"),
 )
 
+# One scoring of one predictions blob by one judge. Its id is sha256(predictions sha256, judge),
+# so scoring the same predictions with the same judge again is the same evaluation.
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(256), nullable=False),  # what was evaluated, e.g. smoke_tiny/trained
+    sa.Column("judge", sa.String(64), nullable=False),  # metric and version, e.g. answer_correctness@v1
+    sa.Column("predictions_sha256", sa.String(64), nullable=False),
+    sa.Column("evalset_sha256", sa.String(64), nullable=False),
+    sa.Column("model_digest", sa.String(64), nullable=False),
+    sa.Column("config_name", sa.String(128), nullable=False),
+    sa.Column("config_hash", sa.String(64), nullable=False),
+    sa.Column("dataset_digest", sa.String(64), nullable=False),
+    sa.Column("backend", sa.String(16), nullable=False),
+    sa.Column("primary_score", sa.Float),  # None when nothing could be scored
+    sa.Column("n_items", sa.Integer, nullable=False),
+    sa.Column("n_scored", sa.Integer, nullable=False),
+    sa.Column("n_invalid", sa.Integer, nullable=False),
+    sa.Column("scorecard", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "evalset_sha256", "primary_score"),
+    sa.Index(None, "config_name"),
+)
+
+item_scores = sa.Table(
+    "item_scores",
+    metadata,
+    sa.Column("evaluation_id", sa.String(64), sa.ForeignKey("evaluations.id"), primary_key=True),
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("outcome", sa.String(16), nullable=False),  # correct | wrong | invalid | unscored
+    sa.Column("extracted", sa.Text),
+    sa.Column("extractor", sa.String(32), nullable=False),
+    sa.Column("strict_match", sa.Boolean, nullable=False),
+    sa.Column("flexible_match", sa.Boolean, nullable=False),
+    sa.Column("section", sa.String(32), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+)
+
 
 _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()

@@ -79,6 +79,7 @@ def predict(
             "prompt_hash": prompt_hash(prompt),
             "section": item.section,
             "category": item.category,
+            "difficulty": item.difficulty,
             "expected_answer": item.expected_answer,
             "output": gen.text,
             "tokens_generated": gen.n_tokens,
@@ -107,6 +108,14 @@ def summarize(records: list[dict]) -> dict:
         "stopped_at_eos": sum(r["stopped_at_eos"] for r in records),
         "mean_tokens": round(sum(r["tokens_generated"] for r in records) / n, 1) if n else 0.0,
     }
+
+
+def from_jsonl(data: bytes) -> tuple[list[dict], dict]:
+    """(records, run) of a blob written by ``to_jsonl``."""
+    lines = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    if not lines or "run" not in lines[0] or lines[0]["run"].get("format") != PREDICTIONS_FORMAT:
+        raise ValueError(f"not a predictions blob of format {PREDICTIONS_FORMAT}")
+    return lines[1:], lines[0]["run"]
 
 
 def to_jsonl(records: list[dict], run: dict) -> bytes:

@@ -1,0 +1,1 @@
+"""Evaluation: judges over stored predictions, scorecards, stored evaluations, the leaderboard."""

@@ -1,0 +1,121 @@
+"""Evaluations of stored predictions and the leaderboard over every evaluation: the UI's leaderboard."""
+
+# No `from __future__ import annotations`: Dagster reads annotations at runtime.
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
+
+from tunix_rt_pipelines.core.lineage import latest_metadata
+from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
+from tunix_rt_pipelines.evaluation.evaluate import evaluate_blob
+from tunix_rt_pipelines.evaluation.store import leaderboard as leaderboard_rows
+from tunix_rt_pipelines.evaluation.store import save_evaluation
+from tunix_rt_pipelines.training.config import load_config
+
+WHICH = ("base", "trained")
+
+
+def evaluation_key(config_name: str, which: str) -> AssetKey:
+    return AssetKey(["evaluation", config_name, which])
+
+
+def build_evaluation_assets(config_path: Path) -> list[AssetsDefinition]:
+    cfg = load_config(config_path)
+
+    def build(which: str) -> AssetsDefinition:
+        predictions_key = AssetKey(["predictions", cfg.name, which])
+        key = evaluation_key(cfg.name, which)
+
+        @asset(
+            key=key,
+            deps=[predictions_key],
+            group_name="evaluation",
+            kinds={"python", "sql"},
+            code_version="1",
+            description=f"answer_correctness@v1 over predictions/{cfg.name}/{which}, stored with per-item scores.",
+        )
+        def _evaluation(
+            context: AssetExecutionContext, trace_store: TraceStoreResource, artifact_store: ArtifactStoreResource
+        ) -> MaterializeResult:
+            md = latest_metadata(context, predictions_key)
+            sha = md["predictions_sha256"]
+            blob = artifact_store.get_store().get_bytes(sha)
+            # The base model's tokenizer and the checkpoint's weights both come from the config's dataset.
+            model_asset = AssetKey(["checkpoint" if which == "trained" else "base_model", cfg.name])
+            dataset_digest = latest_metadata(context, model_asset)["dataset_digest"]
+            record, rows = evaluate_blob(blob, sha, label=f"{cfg.name}/{which}", config_name=cfg.name,
+                                         dataset_digest=dataset_digest, run_id=context.run_id)
+            created = save_evaluation(trace_store.get_store().engine, record, rows)
+            card = record["scorecard"]
+            context.log.info(f"{record['label']}: primary score {card['primary_score']} "
+                             f"({card['n_scored']} scored, {card['n_invalid']} invalid)"
+                             + ("" if created else " — already stored, unchanged"))
+            by_section = {name: part["mean"] for name, part in card["by_section"].items()}
+            return MaterializeResult(
+                metadata={
+                    "primary_score": card["primary_score"] if card["primary_score"] is not None else float("nan"),
+                    "evaluation_id": record["id"],
+                    "judge": record["judge"],
+                    "n_items": card["n_items"],
+                    "n_scored": card["n_scored"],
+                    "n_invalid": card["n_invalid"],
+                    **{f"score_{name}": value for name, value in by_section.items()},
+                    "scorecard": MetadataValue.json(card),
+                    "predictions_sha256": sha,
+                    "model_digest": record["model_digest"],
+                },
+                data_version=DataVersion(record["id"]),
+            )
+
+        return _evaluation
+
+    return [build(which) for which in WHICH]
+
+
+def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition:
+    @asset(
+        key="leaderboard",
+        deps=evaluation_keys,
+        group_name="evaluation",
+        kinds={"python", "sql"},
+        code_version="1",
+        description="Every stored evaluation ranked by primary score (answer_correctness), with its provenance.",
+    )
+    def _leaderboard(context: AssetExecutionContext, trace_store: TraceStoreResource) -> MaterializeResult:
+        rows = leaderboard_rows(trace_store.get_store().engine, limit=200)
+        columns = ["rank", "label", "primary_score", "core", "trace_sensitive", "edge_case", "backend", "config",
+                   "model", "dataset", "created_at"]
+        records = []
+        for rank, r in enumerate(rows, start=1):
+            sections = r["scorecard"].get("by_section", {})
+            records.append(TableRecord({
+                "rank": rank, "label": r["label"],
+                "primary_score": r["primary_score"] if r["primary_score"] is not None else float("nan"),
+                **{s: sections.get(s, {}).get("mean", float("nan")) or 0.0 for s in ("core", "trace_sensitive", "edge_case")},
+                "backend": r["backend"], "config": r["config_name"], "model": r["model_digest"][:12],
+                "dataset": r["dataset_digest"][:12], "created_at": r["created_at"].isoformat(timespec="seconds"),
+            }))
+        best = rows[0] if rows else None
+        return MaterializeResult(metadata={
+            "evaluations": len(rows),
+            "best_primary_score": best["primary_score"] if best and best["primary_score"] is not None else float("nan"),
+            "best": best["label"] if best else "",
+            "leaderboard": MetadataValue.table(
+                records=records,
+                schema=TableSchema(columns=[TableColumn(c, "float" if c in ("primary_score", "core", "trace_sensitive",
+                                                                          "edge_case") else "string") for c in columns]),
+            ),
+        })
+
+    return _leaderboard
