@@ -353,6 +353,32 @@ def leaderboard_cmd(dataset_digest, model_digest, config_name, since, until, lim
         click.echo("no evaluations yet: run `make run`")
 
 
+@main.command()
+@click.argument("evaluations", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def compare(evaluations: tuple[str, ...], as_json: bool) -> None:
+    """Compare evaluations (id prefixes or labels such as smoke_tiny/trained) item by item against the first."""
+    from tunix_rt_pipelines.evaluation.compare import compare_many
+    from tunix_rt_pipelines.evaluation.store import item_outcomes
+
+    engine = _store(_settings()).engine
+    try:
+        results = compare_many([(ref, item_outcomes(engine, ref)) for ref in evaluations])
+    except (LookupError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _echo_json(results)
+        return
+    for r in results:
+        click.echo(f"{r['b']} vs {r['a']}: {r['n_paired']} paired items, accuracy {r['a_accuracy']:.1%} -> "
+                   f"{r['b_accuracy']:.1%}; right->wrong {len(r['right_to_wrong'])}, wrong->right "
+                   f"{len(r['wrong_to_right'])}, exact McNemar p = {r['mcnemar_p']:.4g}")
+        for name, s in r["by_section"].items():
+            click.echo(f"  {name:<16} n={s['n']:<4} {s['a_correct']} -> {s['b_correct']} correct (delta {s['delta']:+.1%})")
+        if r["right_to_wrong"]:
+            click.echo("  right->wrong: " + ", ".join(r["right_to_wrong"][:20]))
+
+
 # -- the main job and the UI -------------------------------------------------------------------
 
 

@@ -8,7 +8,11 @@ from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResour
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.evalsets.assets import evalset_assets
-from tunix_rt_pipelines.evaluation.assets import build_evaluation_assets, build_leaderboard_asset
+from tunix_rt_pipelines.evaluation.assets import (
+    build_comparison_asset,
+    build_evaluation_assets,
+    build_leaderboard_asset,
+)
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
@@ -27,9 +31,10 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     predictions = [a for name in TRAINING_CONFIGS for a in build_prediction_assets(REPO_ROOT / "training" / name, EVALSET)]
     evaluations = [a for name in TRAINING_CONFIGS for a in build_evaluation_assets(REPO_ROOT / "training" / name)]
     leaderboard = build_leaderboard_asset([key for a in evaluations for key in a.keys])
+    comparisons = [build_comparison_asset(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
     assets = [ingested_trace_file, dev_reasoning, synthetic_arithmetic,
               *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(REPO_ROOT / "evalsets"),
-              *training, *predictions, *evaluations, leaderboard]
+              *training, *predictions, *evaluations, leaderboard, *comparisons]
     main_job = define_asset_job(
         MAIN_JOB,
         selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file),

@@ -18,9 +18,10 @@ from dagster import (
 
 from tunix_rt_pipelines.core.lineage import latest_metadata
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
+from tunix_rt_pipelines.evaluation.compare import compare_many
 from tunix_rt_pipelines.evaluation.evaluate import evaluate_blob
 from tunix_rt_pipelines.evaluation.store import leaderboard as leaderboard_rows
-from tunix_rt_pipelines.evaluation.store import save_evaluation
+from tunix_rt_pipelines.evaluation.store import item_outcomes, save_evaluation
 from tunix_rt_pipelines.training.config import load_config
 
 WHICH = ("base", "trained")
@@ -119,3 +120,43 @@ def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition
         })
 
     return _leaderboard
+
+
+def build_comparison_asset(config_path: Path) -> AssetsDefinition:
+    cfg = load_config(config_path)
+    base_key, trained_key = evaluation_key(cfg.name, "base"), evaluation_key(cfg.name, "trained")
+
+    @asset(
+        key=AssetKey(["comparison", cfg.name]),
+        deps=[base_key, trained_key],
+        group_name="evaluation",
+        kinds={"python"},
+        code_version="1",
+        description=f"{cfg.name}: the trained model against its base, item by item (flips, exact McNemar).",
+    )
+    def _comparison(context: AssetExecutionContext, trace_store: TraceStoreResource) -> MaterializeResult:
+        engine = trace_store.get_store().engine
+        refs = [latest_metadata(context, key)["evaluation_id"] for key in (base_key, trained_key)]
+        (r,) = compare_many([(f"{cfg.name}/base", item_outcomes(engine, refs[0])),
+                             (f"{cfg.name}/trained", item_outcomes(engine, refs[1]))])
+        checkpoint_md = latest_metadata(context, AssetKey(["checkpoint", cfg.name]))
+        return MaterializeResult(metadata={
+            "n_paired": r["n_paired"],
+            "delta": r["delta"] if r["delta"] is not None else float("nan"),
+            "right_to_wrong": len(r["right_to_wrong"]),
+            "wrong_to_right": len(r["wrong_to_right"]),
+            "mcnemar_p": r["mcnemar_p"],
+            "by_section": MetadataValue.table(
+                records=[TableRecord({"section": name, "n": s["n"], "base_correct": s["a_correct"],
+                                      "trained_correct": s["b_correct"], "delta": s["delta"]})
+                         for name, s in r["by_section"].items()],
+                schema=TableSchema(columns=[TableColumn("section"), TableColumn("n", "int"),
+                                            TableColumn("base_correct", "int"), TableColumn("trained_correct", "int"),
+                                            TableColumn("delta", "float")]),
+            ),
+            "flipped_items": MetadataValue.json({"right_to_wrong": r["right_to_wrong"],
+                                                 "wrong_to_right": r["wrong_to_right"]}),
+            "loss_curve": checkpoint_md["loss_curve"],
+        })
+
+    return _comparison

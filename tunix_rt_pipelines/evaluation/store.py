@@ -63,11 +63,23 @@ def leaderboard(
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def item_outcomes(engine: sa.Engine, evaluation: str) -> dict[str, dict]:
-    """Per-item rows of one evaluation (an id or a unique id prefix), keyed by item id."""
+def resolve_evaluation(engine: sa.Engine, ref: str) -> str:
+    """The evaluation id named by ``ref``: a unique id prefix, or a label (its newest evaluation)."""
     with engine.connect() as conn:
-        ids = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.id.like(f"{evaluation}%"))).scalars().all()
-        if len(ids) != 1:
-            raise LookupError(f"evaluation {evaluation!r} matches {len(ids)} evaluations; give a unique id prefix")
-        rows = conn.execute(sa.select(item_scores).where(item_scores.c.evaluation_id == ids[0])).mappings()
+        ids = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.id.like(f"{ref}%"))).scalars().all()
+        if len(ids) == 1:
+            return ids[0]
+        newest = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.label == ref)
+                              .order_by(evaluations.c.created_at.desc()).limit(1)).scalar()
+    if newest is None:
+        raise LookupError(f"no evaluation with id prefix or label {ref!r}" if not ids else
+                          f"id prefix {ref!r} matches {len(ids)} evaluations; give more characters")
+    return newest
+
+
+def item_outcomes(engine: sa.Engine, ref: str) -> dict[str, dict]:
+    """Per-item rows of one evaluation (id prefix or label, see ``resolve_evaluation``), keyed by item id."""
+    evaluation = resolve_evaluation(engine, ref)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(item_scores).where(item_scores.c.evaluation_id == evaluation)).mappings()
         return {r["item_id"]: dict(r) for r in rows}

@@ -44,3 +44,10 @@ def test_leaderboard_filters_by_config_model_and_date(engine):
     assert [r["label"] for r in leaderboard(engine, config_name="a")] == ["run1"]
     assert [r["label"] for r in leaderboard(engine, since=T0 + timedelta(days=1))] == ["run2"]
     assert [r["label"] for r in leaderboard(engine, model_digest="m" * 63 + "1")] == ["run1"]
+
+
+def test_an_evaluation_is_found_by_label_or_id_prefix(engine):
+    save_evaluation(engine, record(1, 0.5), ITEMS)
+    assert item_outcomes(engine, "run1") == item_outcomes(engine, record(1, 0.5)["id"][:8])
+    with pytest.raises(LookupError, match="no evaluation"):
+        item_outcomes(engine, "nope")
