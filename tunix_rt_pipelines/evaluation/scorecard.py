@@ -1,71 +1,114 @@
 """The scorecard of one evaluation: counts that add up, a mean with its uncertainty, and breakdowns.
 
 Counting: ``n_items = n_scored + n_unscored``. ``unscored`` items are those a judge could not
-score (an unreachable or unparseable LLM judge); they are never zeros. ``invalid`` items (no
-answer could be extracted) are scored, and count as not correct, but are reported apart.
+score (an unreachable or unparseable LLM judge, with a ``reason``); they are left out of every
+mean, never counted as zeros, and their reasons are tallied in ``unscored_reasons``.
+``invalid`` items (no answer could be extracted) *are* scored: they count as not correct, and
+``n_invalid`` (a part of ``n_scored``) reports them apart from plain wrong answers.
 
-``primary_score`` is the share of scored items that are correct (answer_correctness). When
-nothing could be scored it is ``None`` and ``primary_metric`` says so: there is no fallback
-metric that would silently rank such a run.
+``mean`` is correct / scored; ``stddev`` is the population standard deviation of the per-item
+0/1 scores (``sqrt(p(1-p))``); ``ci95`` is the Wilson score interval ``[low, high]``, which stays
+inside [0, 1] and is not degenerate at 0/n or n/n as the normal approximation is.
+
+``primary_score`` is that mean (``answer_correctness@v1`` unless the caller names another
+metric) and ``primary_metric`` names it. Fallback: when no item was scored there is no
+score to rank by, so ``primary_score`` is ``None`` (never 0, which would rank a judge outage
+as a bad model) and ``primary_metric`` says why. Breakdowns with nothing scored have
+``mean: None`` likewise.
+
+Deterministic: the same input gives an identical dict, keys sorted at every level and floats
+rounded to 6 places, so two scorecards can be compared with ``==`` or stored as canonical JSON.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
+OUTCOMES = ("correct", "wrong", "invalid", "unscored")
+BREAKDOWNS = ("section", "category", "difficulty")
+DEFAULT_METRIC = "answer_correctness@v1"
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion: sensible at 0/n and n/n, unlike the normal one."""
+def wilson_interval(successes: int, n: int, *, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for ``successes`` out of ``n``; ``(0.0, 1.0)`` when ``n`` is 0 (no information)."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be within 0..n, got {successes} of {n}")
     if n == 0:
         return (0.0, 1.0)
     p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (round(low, 6), round(high, 6))
 
 
-def _summary(outcomes: list[str]) -> dict:
-    scored = [o for o in outcomes if o != "unscored"]
-    correct = sum(o == "correct" for o in scored)
-    n = len(scored)
-    mean = correct / n if n else None
+def _outcome(item: object) -> tuple[str, str | None]:
+    """(outcome, reason) of an item score: an outcome string, a mapping or an object with ``outcome``."""
+    if isinstance(item, str):
+        outcome, reason = item, None
+    elif isinstance(item, Mapping):
+        outcome, reason = item["outcome"], item.get("reason")
+    else:
+        outcome, reason = item.outcome, getattr(item, "reason", None)
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    return outcome, reason
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _group(counts: Counter) -> dict:
+    n_scored = counts["correct"] + counts["wrong"] + counts["invalid"]
     return {
-        "n": len(outcomes),
-        "n_scored": n,
-        "correct": correct,
-        "mean": round(mean, 6) if mean is not None else None,
+        "correct": counts["correct"],
+        "mean": _round(counts["correct"] / n_scored) if n_scored else None,
+        "n": n_scored + counts["unscored"],
+        "n_invalid": counts["invalid"],
+        "n_scored": n_scored,
     }
 
 
-def scorecard(outcomes: list[str], meta: list[dict], *, metric: str = "answer_correctness@v1") -> dict:
-    """``outcomes[i]`` (correct | wrong | invalid | unscored) of the item described by ``meta[i]``
-    (its ``section``, ``category`` and ``difficulty``)."""
-    if len(outcomes) != len(meta):
-        raise ValueError(f"{len(outcomes)} outcomes for {len(meta)} items")
-    overall = _summary(outcomes)
-    n, correct = overall["n_scored"], overall["correct"]
-    mean = overall["mean"]
-    stddev = math.sqrt(mean * (1 - mean)) if mean is not None else None
-    groups: dict[str, dict[str, list[str]]] = {"section": defaultdict(list), "category": defaultdict(list),
-                                               "difficulty": defaultdict(list)}
-    for outcome, m in zip(outcomes, meta):
-        for key, by in groups.items():
-            by[str(m.get(key, "unknown"))].append(outcome)
-    return {
+def scorecard(item_scores: Iterable[object], items_meta: Sequence[Mapping], *, metric: str = DEFAULT_METRIC) -> dict:
+    """The scorecard of ``item_scores[i]`` (an outcome string, an ``ItemScore``, or a mapping with
+    ``outcome`` and, for ``unscored``, ``reason``) for the item described by ``items_meta[i]``
+    (``section``, ``category``, ``difficulty``; a missing field is ``unknown``)."""
+    outcomes = [_outcome(item) for item in item_scores]
+    if len(outcomes) != len(items_meta):
+        raise ValueError(f"{len(outcomes)} item scores for {len(items_meta)} items")
+    total: Counter = Counter()
+    reasons: Counter = Counter()
+    groups: dict[str, dict[str, Counter]] = {key: {} for key in BREAKDOWNS}
+    for (outcome, reason), meta in zip(outcomes, items_meta):
+        total[outcome] += 1
+        if outcome == "unscored":
+            reasons[str(reason) if reason else "unspecified"] += 1
+        for key in BREAKDOWNS:
+            groups[key].setdefault(str(meta.get(key) or "unknown"), Counter())[outcome] += 1
+    n_scored = total["correct"] + total["wrong"] + total["invalid"]
+    mean = total["correct"] / n_scored if n_scored else None
+    card = {
+        "ci95": list(wilson_interval(total["correct"], n_scored)) if n_scored else None,
+        "mean": _round(mean),
         "metric": metric,
+        "n_correct": total["correct"],
+        "n_invalid": total["invalid"],
         "n_items": len(outcomes),
-        "n_scored": n,
-        "n_unscored": len(outcomes) - n,
-        "n_invalid": sum(o == "invalid" for o in outcomes),
-        "n_correct": correct,
-        "mean": mean,
-        "stddev": round(stddev, 6) if stddev is not None else None,
-        "ci95": list(wilson_interval(correct, n)) if n else None,
-        "primary_score": mean,
-        "primary_metric": metric if n else f"{metric}: no item could be scored",
-        **{f"by_{key}": {name: _summary(items) for name, items in sorted(by.items())} for key, by in groups.items()},
+        "n_scored": n_scored,
+        "n_unscored": total["unscored"],
+        "n_wrong": total["wrong"],
+        "primary_metric": metric if n_scored else f"none: no item could be scored by {metric}",
+        "primary_score": _round(mean),
+        "stddev": _round(math.sqrt(mean * (1 - mean))) if mean is not None else None,
+        "unscored_reasons": dict(sorted(reasons.items())),
     }
+    for key in BREAKDOWNS:
+        card[f"by_{key}"] = {name: _group(counts) for name, counts in sorted(groups[key].items())}
+    return dict(sorted(card.items()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,16 +122,30 @@ def _ingest(
     rejected: list[RejectRow] = []
     n_read = 0
     end_offset, next_line = batch.byte_offset, batch.next_line
+    # One writer thread: while the database stores chunk k (the driver releases the GIL, and the
+    # server works on the other core), this thread parses chunk k+1. At most one chunk is in
+    # flight and chunks commit in order, so the batch's resume point still only moves forward.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+    pending: Future | None = None
+
+    def settle() -> None:
+        """Wait for the chunk in flight; its failure surfaces here, in order."""
+        nonlocal pending
+        if pending is not None:
+            done, pending = pending, None
+            result, offset = done.result()
+            reasons.update(result.reasons)
+            if progress is not None:
+                progress(batch, offset)
 
     def flush() -> None:
-        nonlocal n_read, accepted, rejected
-        result = store.write_chunk(
-            batch, accepted, rejected, n_read=n_read, end_offset=end_offset, next_line=next_line
+        nonlocal n_read, accepted, rejected, pending
+        settle()
+        pending = writer.submit(
+            lambda a, r, n, off, nl: (store.write_chunk(batch, a, r, n_read=n, end_offset=off, next_line=nl), off),
+            accepted, rejected, n_read, end_offset, next_line,
         )
-        reasons.update(result.reasons)
         accepted, rejected, n_read = [], [], 0
-        if progress is not None:
-            progress(batch, end_offset)
 
     try:
         for item in records:
@@ -150,9 +165,17 @@ def _ingest(
                 flush()
         if n_read:
             flush()
+        settle()
     except Exception as e:
+        if pending is not None:  # let the chunk in flight finish or fail before recording the failure
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001  the first error is the one reported
+                pass
         store.fail_batch(batch, f"{type(e).__name__}: {e}")
         raise
+    finally:
+        writer.shutdown(wait=True)
     store.finish_batch(batch)
     return IngestReport(
         batch_id=batch.id,

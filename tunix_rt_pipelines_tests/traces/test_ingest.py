@@ -163,3 +163,12 @@ def test_failure_mid_ingest_resumes_without_duplicates_or_loss(store, tmp_path, 
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(traces)).scalar() == 100
         assert c.execute(sa.select(sa.func.count()).select_from(rejects)).scalar() == 3
+
+
+def test_text_with_escapes_round_trips_exactly(store, tmp_path):
+    tricky = trace_dict(1, prompt="tab\there \\ back\\slash\nnew line, quote \" and ünï€ode",
+                        steps=["a\\nb is not a newline", "real\nnewline\twith tab"])
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [tricky]))
+    with store.engine.connect() as c:
+        row = c.execute(sa.select(traces.c.prompt, traces.c.steps)).one()
+    assert (row.prompt, row.steps) == (tricky["prompt"], tricky["steps"])

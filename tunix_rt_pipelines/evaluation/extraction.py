@@ -1,0 +1,181 @@
+"""Find the final answer in reasoning output: think blocks out, the last explicit marker, else the last number.
+
+The rules (part of ``answer_correctness@v1``; changing them is a new metric version):
+
+Think blocks
+    ``<think>…</think>`` is hidden reasoning and is removed before anything is searched, so a
+    number that only appears while the model is thinking is never its answer. Two unbalanced
+    cases:
+
+    * a ``</think>`` with no opener (chat templates such as Qwen3's put ``<think>`` in the
+      prompt, so the output starts inside the block): everything up to the last such closer is
+      reasoning and is dropped;
+    * an unclosed ``<think>`` (the model was still thinking when generation stopped): everything
+      from it to the end is dropped. The model never answered, so unless an answer was stated
+      *before* the block opened, nothing is extracted and the item is ``invalid``.
+
+Markers, the last one by position wins
+    ``#### X`` (GSM8K's marker and our training template's), ``Answer: X`` (spelled ``Answer``,
+    ``answer`` or ``ANSWER``, optionally bold, also ``Final answer:``; a full-width colon counts)
+    and ``\\boxed{X}`` (braces may nest: ``\\boxed{\\frac{1}{2}}``; a box whose braces never close,
+    as in truncated output, is ignored). All markers compete by where they start, so a marker
+    recited in the reasoning is overridden by the final one whichever kind each is.
+
+    The answer after ``####`` or ``Answer:`` is the rest of that line up to the end of its
+    first sentence (``.``, ``!``, ``?`` or ``;`` followed by a space: ``Answer: 72. Check:
+    72 - 70 = 2`` answers ``72.``); if the marker ends its line, the next non-empty line. A
+    marker with nothing after it is skipped. Caveat: a markdown level-4 heading (``#### Step
+    2``) is indistinguishable from the marker; only the last one matters, and a trace that
+    ends in an answer marker is unaffected.
+
+Last number
+    With no marker, the last number in the (think-stripped) text: an optional minus (not a
+    hyphen between two terms, so ``5-3`` gives ``3`` and ``-3`` gives ``-3``), digits with
+    optional ``1,234`` grouping, an optional decimal part and an optional ``/denominator``.
+
+Nothing found: ``(None, "none")``; the metric calls that ``invalid``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MARKER_HASH = "marker_hash"
+MARKER_ANSWER = "marker_answer"
+BOXED = "boxed"
+LAST_NUMBER = "last_number"
+NONE = "none"
+EXTRACTORS = (MARKER_HASH, MARKER_ANSWER, BOXED, LAST_NUMBER, NONE)
+
+_THINK_BLOCK = re.compile(r"<think\b[^>]*>.*?</think\s*>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think\b[^>]*>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
+_ANSWER = re.compile(r"(?:\b[Aa]nswer|\bANSWER)\**\s*\**[:：]")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s)")
+_BOXED = re.compile(r"\\boxed\s*\{")
+# Unicode minus and dashes read as a minus sign; they are folded to '-' before numbers are searched.
+DASHES = str.maketrans({c: "-" for c in "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"})
+_NUMBER = re.compile(r"(?:(?<![0-9A-Za-z)\]])-)?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?(?:/\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    answer: str | None  # the answer as written (trimmed, bold markers removed); None when nothing was found
+    extractor: str  # marker_hash | marker_answer | boxed | last_number | none
+    start: int  # where the marker (or the number) starts in ``text``; -1 when nothing was found
+    text: str  # the output with think blocks removed: what was searched
+
+
+def strip_think(output: str) -> str:
+    """``output`` without its think blocks (see the module docstring for unbalanced tags)."""
+    if "<" not in output or "think" not in output.lower():
+        return output
+    text = _THINK_BLOCK.sub("\n", output)
+    last_close = None
+    for last_close in _THINK_CLOSE.finditer(text):  # noqa: B007  (the last stray closer is wanted)
+        pass
+    if last_close is not None:
+        text = text[last_close.end():]
+    opener = _THINK_OPEN.search(text)
+    return text[: opener.start()] if opener else text
+
+
+def _rest_of_line(text: str, i: int) -> str:
+    """The text after position ``i`` up to the end of its line, or the next non-empty line; '' if none."""
+    n = len(text)
+    while i < n:
+        nl = text.find("\n", i)
+        line = text[i:nl] if nl >= 0 else text[i:]
+        line = line.strip().strip("*").strip()
+        if line:
+            end = _SENTENCE_END.search(line)
+            return (line[: end.start() + 1] if end else line).rstrip().strip("*").strip()
+        if nl < 0:
+            break
+        i = nl + 1
+    return ""
+
+
+def _last_hash(text: str) -> tuple[int, str]:
+    """(start, answer) of the last ``####`` marker with something after it; (-1, '') when none."""
+    end = len(text)
+    while True:
+        i = text.rfind("####", 0, end)
+        if i < 0:
+            return -1, ""
+        k = i
+        while k > 0 and text[k - 1] == "#":
+            k -= 1
+        answer = _rest_of_line(text, i + 4)
+        if answer:
+            return k, answer
+        end = k + 3  # look further left, past this run of '#'
+
+
+def _boxed_content(text: str, open_end: int) -> str | None:
+    depth, i, n = 1, open_end, len(text)
+    while i < n:
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_end:i]
+        i += 1
+    return None  # unbalanced: truncated output
+
+
+def locate(text: str) -> tuple[str | None, str, int]:
+    """(answer, extractor, start) in think-stripped ``text``: the last marker by position, else the last number."""
+    best_start, best_answer, best_extractor = -1, "", NONE
+    if "####" in text:
+        best_start, best_answer = _last_hash(text)
+        if best_start >= 0:
+            best_extractor = MARKER_HASH
+    if "nswer" in text or "NSWER" in text:
+        for m in _ANSWER.finditer(text):
+            if m.start() > best_start:
+                answer = _rest_of_line(text, m.end())
+                if answer:
+                    best_start, best_answer, best_extractor = m.start(), answer, MARKER_ANSWER
+    if "boxed" in text:
+        for m in _BOXED.finditer(text):
+            if m.start() > best_start:
+                content = _boxed_content(text, m.end())
+                if content is not None and content.strip():
+                    best_start, best_answer, best_extractor = m.start(), content.strip(), BOXED
+    if best_start >= 0:
+        return best_answer, best_extractor, best_start
+    return last_number(text)
+
+
+def last_number(text: str) -> tuple[str | None, str, int]:
+    """(number, "last_number", start) of the last number in ``text``; (None, "none", -1) when there is none."""
+    folded = text.translate(DASHES) if not text.isascii() else text
+    # The last line holding a number holds the last number: search backwards line by line
+    # before falling back to the whole text (numbers never span a newline).
+    pos = folded.rfind("\n") + 1
+    m = None
+    for m in _NUMBER.finditer(folded, pos):  # noqa: B007
+        pass
+    if m is None and pos:
+        for m in _NUMBER.finditer(folded, 0, pos):  # noqa: B007
+            pass
+    if m is None:
+        return None, NONE, -1
+    return m.group(), LAST_NUMBER, m.start()
+
+
+def extract_answer(output: str) -> Extraction:
+    """The answer in ``output`` and how it was found, with the searched text (for trace checks)."""
+    text = strip_think(output)
+    answer, extractor, start = locate(text)
+    return Extraction(answer, extractor, start, text)
+
+
+def extract(output: str) -> tuple[str | None, str]:
+    """(answer, extractor) of ``output``; (None, "none") when nothing can be found."""
+    answer, extractor, _ = locate(strip_think(output))
+    return answer, extractor
