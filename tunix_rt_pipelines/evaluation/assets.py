@@ -72,6 +72,8 @@ def build_evaluation_assets(config_path: Path) -> list[AssetsDefinition]:
                     "n_scored": card["n_scored"],
                     "n_invalid": card["n_invalid"],
                     **{f"score_{name}": value for name, value in by_section.items()},
+                    "trace_structure": card["trace_structure"]["mean"] if card["trace_structure"]["mean"] is not None
+                    else float("nan"),
                     "scorecard": MetadataValue.json(card),
                     "predictions_sha256": sha,
                     "model_digest": record["model_digest"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tunix_rt_pipelines.evaluation.answers import METRIC, score_item
 from tunix_rt_pipelines.evaluation.scorecard import scorecard
+from tunix_rt_pipelines.evaluation.trace_structure import METRIC as TRACE_METRIC
+from tunix_rt_pipelines.evaluation.trace_structure import score_traces
 from tunix_rt_pipelines.evaluation.store import evaluation_id
 from tunix_rt_pipelines.inference.predict import from_jsonl
 
@@ -25,7 +27,19 @@ def score_records(records: list[dict]) -> tuple[list[dict], dict]:
         })
     meta = [{"section": r.get("section", "unknown"), "category": r.get("category", "unknown"),
              "difficulty": r.get("difficulty", "unknown")} for r in records]
-    return rows, scorecard([row["outcome"] for row in rows], meta)
+    card = scorecard([row["outcome"] for row in rows], meta)
+    card["trace_structure"] = trace_structure_summary([r["output"] for r in records])
+    return rows, card
+
+
+def trace_structure_summary(outputs: list[str]) -> dict:
+    """Means of trace_structure@v1 and its four checks over the outputs (a secondary view of form)."""
+    scores = score_traces(outputs)
+    n = len(scores)
+    checks = ("steps_present", "final_answer_stated", "answer_consistent_with_last_step", "no_repetition_loop")
+    summary = {"metric": TRACE_METRIC, "n": n, "mean": round(sum(t.score for t in scores) / n, 6) if n else None}
+    summary.update({c: round(sum(getattr(t, c) for t in scores) / n, 6) if n else None for c in checks})
+    return summary
 
 
 def evaluate_blob(predictions: bytes, predictions_sha256: str, *, label: str, config_name: str,

@@ -74,3 +74,10 @@ def test_scoring_the_same_predictions_twice_is_identical():
                 "section": "core"} for k in range(20)]
     assert score_records(records) == score_records(records)
     assert score_records(records)[1]["n_correct"] == 10
+
+
+def test_trace_structure_is_summarised_beside_the_primary_score():
+    records = [{"item_id": "a", "expected_answer": "7", "output": "3 + 4 = 7\nso it is 7\n#### 7"},
+               {"item_id": "b", "expected_answer": "7", "output": "7 7 7 7 7 7 7 7 7 7 7 7"}]
+    ts = score_records(records)[1]["trace_structure"]
+    assert ts["n"] == 2 and ts["steps_present"] == 0.5 and ts["no_repetition_loop"] == 0.5
