@@ -27,8 +27,13 @@ def load_spec(path: Path) -> DatasetSpec:
         raise ValueError(f"{path}: invalid dataset spec: {e}") from e
 
 
+def dataset_key(name: str) -> AssetKey:
+    """The asset key of the dataset spec named ``name`` (asset key parts take no '.' or '-')."""
+    return AssetKey(["dataset", name.replace(".", "_").replace("-", "_")])
+
+
 def build_dataset_asset(spec: DatasetSpec) -> AssetsDefinition:
-    key = AssetKey(["dataset", spec.name.replace(".", "_").replace("-", "_")])
+    key = dataset_key(spec.name)
 
     @asset(
         key=key,

@@ -9,11 +9,14 @@ from tunix_rt_pipelines.core.resources import ArtifactStoreResource
 from tunix_rt_pipelines.evalsets.validate import validate_evalset
 
 
-def build_evalset_asset(path: Path) -> AssetsDefinition:
-    name = path.stem.replace("-", "_").replace(".", "_")
+def evalset_key(path: Path) -> AssetKey:
+    """The asset key of the eval set file ``path``."""
+    return AssetKey(["evalset", path.stem.replace("-", "_").replace(".", "_")])
 
+
+def build_evalset_asset(path: Path) -> AssetsDefinition:
     @asset(
-        key=AssetKey(["evalset", name]),
+        key=evalset_key(path),
         group_name="evalsets",
         kinds={"python", "json"},
         code_version="1",

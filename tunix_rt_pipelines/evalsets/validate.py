@@ -47,6 +47,14 @@ class EvalSetReport:
         }
 
 
+def load_evalset(path: Path) -> list[EvalItem]:
+    """The items of a valid eval set; a ValueError listing the first line-numbered errors otherwise."""
+    report = validate_evalset(path)
+    if not report.ok:
+        raise ValueError(f"{path} is not a valid eval set: " + "; ".join(report.errors[:5]))
+    return report.items
+
+
 def validate_evalset(path: Path) -> EvalSetReport:
     data = path.read_bytes()
     report = EvalSetReport(path=str(path), sha256=hashlib.sha256(data).hexdigest())

@@ -22,6 +22,7 @@ from tunix_rt_pipelines.evaluation.compare import compare_many
 from tunix_rt_pipelines.evaluation.evaluate import evaluate_blob
 from tunix_rt_pipelines.evaluation.store import leaderboard as leaderboard_rows
 from tunix_rt_pipelines.evaluation.store import item_outcomes, save_evaluation
+from tunix_rt_pipelines.training.assets import base_model_key, checkpoint_key
 from tunix_rt_pipelines.training.config import load_config
 
 WHICH = ("base", "trained")
@@ -53,7 +54,7 @@ def build_evaluation_assets(config_path: Path) -> list[AssetsDefinition]:
             sha = md["predictions_sha256"]
             blob = artifact_store.get_store().get_bytes(sha)
             # The base model's tokenizer and the checkpoint's weights both come from the config's dataset.
-            model_asset = AssetKey(["checkpoint" if which == "trained" else "base_model", cfg.name])
+            model_asset = checkpoint_key(cfg) if which == "trained" else base_model_key(cfg)
             dataset_digest = latest_metadata(context, model_asset)["dataset_digest"]
             record, rows = evaluate_blob(blob, sha, label=f"{cfg.name}/{which}", config_name=cfg.name,
                                          dataset_digest=dataset_digest, run_id=context.run_id)
@@ -141,7 +142,7 @@ def build_comparison_asset(config_path: Path) -> AssetsDefinition:
         refs = [latest_metadata(context, key)["evaluation_id"] for key in (base_key, trained_key)]
         (r,) = compare_many([(f"{cfg.name}/base", item_outcomes(engine, refs[0])),
                              (f"{cfg.name}/trained", item_outcomes(engine, refs[1]))])
-        checkpoint_md = latest_metadata(context, AssetKey(["checkpoint", cfg.name]))
+        checkpoint_md = latest_metadata(context, checkpoint_key(cfg))
         return MaterializeResult(metadata={
             "n_paired": r["n_paired"],
             "delta": r["delta"] if r["delta"] is not None else float("nan"),

@@ -21,7 +21,9 @@ from dagster import (
 from tunix_rt_pipelines.core.artifacts import get_tree
 from tunix_rt_pipelines.core.lineage import latest_metadata
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, WorkdirResource
-from tunix_rt_pipelines.inference.predict import SamplingSettings, predict, read_items, summarize, to_jsonl
+from tunix_rt_pipelines.evalsets.assets import evalset_key
+from tunix_rt_pipelines.evalsets.validate import load_evalset
+from tunix_rt_pipelines.inference.predict import SamplingSettings, predict, summarize, to_jsonl
 from tunix_rt_pipelines.training.assets import base_model_key, checkpoint_key, dataset_manifest
 from tunix_rt_pipelines.training.config import load_config
 
@@ -36,15 +38,14 @@ class PredictionsConfig(Config):
 
 def build_prediction_assets(config_path: Path, evalset_path: Path) -> list[AssetsDefinition]:
     cfg = load_config(config_path)
-    evalset_name = evalset_path.stem.replace("-", "_").replace(".", "_")
-    evalset_key = AssetKey(["evalset", evalset_name])
+    evalset = evalset_key(evalset_path)
 
     def build(which: str, model_key: AssetKey, digest_field: str) -> AssetsDefinition:
         key = AssetKey(["predictions", cfg.name, which])
 
         @asset(
             key=key,
-            deps=[model_key, evalset_key],
+            deps=[model_key, evalset],
             group_name="inference",
             kinds={"pytorch" if cfg.backend == "torch" else "jax"},
             code_version="1",
@@ -58,7 +59,8 @@ def build_prediction_assets(config_path: Path, evalset_path: Path) -> list[Asset
             model_md = latest_metadata(context, model_key)
             digest = model_md[digest_field]
             model_dir = get_tree(artifacts, digest, workdir.models / digest)
-            items = read_items(artifacts.path_for(latest_metadata(context, evalset_key)["sha256"]))
+            evalset_sha = latest_metadata(context, evalset)["sha256"]
+            items = load_evalset(artifacts.path_for(evalset_sha))
             # Prompts are rendered with the template the model was trained on.
             template = dataset_manifest(context, cfg, artifacts)["template"]["key"]
             sampling = SamplingSettings(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
@@ -67,7 +69,7 @@ def build_prediction_assets(config_path: Path, evalset_path: Path) -> list[Asset
             records, run = predict(items, model_dir, backend=cfg.backend, template_key=template, sampling=sampling,
                                    device=cfg.device, dtype=cfg.precision)
             wall = time.perf_counter() - t0
-            run.update({"model_digest": digest, "evalset_sha256": latest_metadata(context, evalset_key)["sha256"],
+            run.update({"model_digest": digest, "evalset_sha256": evalset_sha,
                         "config_hash": cfg.config_hash})
             sha = artifacts.put_bytes(to_jsonl(records, run))
             summary = summarize(records)

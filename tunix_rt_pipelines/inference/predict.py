@@ -44,11 +44,6 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_items(path: Path) -> list[EvalItem]:
-    with Path(path).open(encoding="utf-8") as f:
-        return [EvalItem.model_validate_json(line) for line in f if line.strip()]
-
-
 def predict(
     items: list[EvalItem],
     model_dir: Path,

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResul
 
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
 from tunix_rt_pipelines.core.settings import REPO_ROOT
-from tunix_rt_pipelines.inference.predict import read_items
+from tunix_rt_pipelines.evalsets.validate import load_evalset
 from tunix_rt_pipelines.synthetic.arithmetic import generate_arithmetic
 from tunix_rt_pipelines.synthetic.dev_set import DevSetSpec, build_dev_set
 from tunix_rt_pipelines.traces.ingest import ingest_traces
@@ -75,7 +75,7 @@ def synthetic_arithmetic(
     trace_store: TraceStoreResource,
     artifact_store: ArtifactStoreResource,
 ) -> MaterializeResult:
-    held_out = {item.prompt for path in sorted((REPO_ROOT / "evalsets").glob("*.jsonl")) for item in read_items(path)}
+    held_out = {item.prompt for path in sorted((REPO_ROOT / "evalsets").glob("*.jsonl")) for item in load_evalset(path)}
     # Draw a few more than asked so that removing eval prompts still leaves ``size`` traces.
     traces = [t for t in generate_arithmetic(config.size + len(held_out), config.seed) if t.prompt not in held_out]
     traces = traces[: config.size]

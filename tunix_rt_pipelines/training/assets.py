@@ -28,12 +28,9 @@ from dagster import (
 from tunix_rt_pipelines.core.artifacts import get_tree, put_tree
 from tunix_rt_pipelines.core.lineage import latest_metadata
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, WorkdirResource
+from tunix_rt_pipelines.datasets.assets import dataset_key
 from tunix_rt_pipelines.training.config import TrainingConfig, load_config
 from tunix_rt_pipelines.training.job import RESULT_FILE, TrainingJob, read_pairs
-
-
-def dataset_key(cfg: TrainingConfig) -> AssetKey:
-    return AssetKey(["dataset", cfg.dataset.replace(".", "_").replace("-", "_")])
 
 
 def base_model_key(cfg: TrainingConfig) -> AssetKey:
@@ -52,7 +49,7 @@ def sft_file(artifacts, manifest: dict, split: str) -> Path:  # noqa: ANN001
 
 
 def dataset_manifest(context: AssetExecutionContext, cfg: TrainingConfig, artifacts) -> dict:  # noqa: ANN001
-    md = latest_metadata(context, dataset_key(cfg))
+    md = latest_metadata(context, dataset_key(cfg.dataset))
     return json.loads(artifacts.get_bytes(md["manifest_sha256"]))
 
 
@@ -77,7 +74,7 @@ def fetch_base_folder(cfg: TrainingConfig, texts, dest: Path) -> Path:  # noqa: 
 
 def build_training_assets(config_path: Path) -> list[AssetsDefinition]:
     cfg = load_config(config_path)
-    base_key, ckpt_key, data_key = base_model_key(cfg), checkpoint_key(cfg), dataset_key(cfg)
+    base_key, ckpt_key, data_key = base_model_key(cfg), checkpoint_key(cfg), dataset_key(cfg.dataset)
     on_accelerator = compute_tag(cfg) == "gpu"
 
     @asset(

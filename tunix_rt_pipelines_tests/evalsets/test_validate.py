@@ -1,11 +1,12 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from tunix_rt_pipelines.cli import main
 from tunix_rt_pipelines.core.settings import REPO_ROOT
 from tunix_rt_pipelines.evalsets.build import SHIPPED, build_eval_v1, render
-from tunix_rt_pipelines.evalsets.validate import validate_evalset
+from tunix_rt_pipelines.evalsets.validate import load_evalset, validate_evalset
 from tunix_rt_pipelines.synthetic.dev_set import build_dev_set
 
 
@@ -46,3 +47,11 @@ def test_cli_exits_non_zero_on_errors_and_zero_on_the_shipped_set(tmp_path):
     assert failed.exit_code == 1 and "bad.jsonl:2: expected_answer" in failed.output
     ok = runner.invoke(main, ["evalset", "validate", str(REPO_ROOT / "evalsets" / "eval_v1.jsonl")])
     assert ok.exit_code == 0 and "core 60 (60%)" in ok.output
+
+
+def test_loading_an_invalid_eval_set_names_its_line_and_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(item(1) + "\n" + item(2, section="nope") + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl:2: section"):
+        load_evalset(bad)
+    assert len(load_evalset(REPO_ROOT / "evalsets" / "eval_v1.jsonl")) == 100
