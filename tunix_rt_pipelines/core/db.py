@@ -139,6 +139,82 @@ item_scores = sa.Table(
     sa.Column("flexible_match", sa.Boolean, nullable=False),
     sa.Column("section", sa.String(32), nullable=False),
     sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float),  # a graded judge's score in [0, 1]; None for pass/fail judges and when unscored
+    sa.Column("detail", sa.JSON),  # judge-specific: the unscored reason, a rubric judge's parsed reply
+)
+
+# A named regression baseline: one evaluation's value of one metric, scoped to its eval set.
+# New evaluations on that eval set are checked against it (see ``registry.gates``).
+regression_baselines = sa.Table(
+    "regression_baselines",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("metric", sa.String(64), nullable=False),  # primary_score, trace_structure or score_<section>
+    sa.Column("lower_is_better", sa.Boolean, nullable=False),
+    sa.Column("evalset_sha256", sa.String(64), nullable=False),  # the scope
+    sa.Column("evaluation_id", sa.String(64), sa.ForeignKey("evaluations.id"), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),  # the metric of that evaluation when the baseline was set
+    sa.Column("max_drop", sa.Float, nullable=False),  # a worsening beyond this fails the check
+    sa.Column("max_right_to_wrong", sa.Integer, nullable=False),  # more flips than this fail the check
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "evalset_sha256"),
+)
+
+# One gate decision: an evaluation checked against its baselines and the champion of the time.
+# Its id hashes everything it was decided on, so deciding the same question again is the same row.
+gate_decisions = sa.Table(
+    "gate_decisions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(64), nullable=False),
+    sa.Column("evaluation_id", sa.String(64), sa.ForeignKey("evaluations.id"), nullable=False),
+    sa.Column("champion_version_id", sa.String(64)),  # who held `champion` when decided; None: nobody
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),  # [{name, passed, value, reference, reason, ...}]
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "evaluation_id"),
+)
+
+# Immutable model versions. Files live content-addressed in the artefact store; a version
+# names a folder manifest (``checkpoint_digest``) and never changes after it is written.
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256(name, checkpoint digest)
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # 1, 2, ... per name, in registration order
+    sa.Column("checkpoint_digest", sa.String(64), nullable=False),
+    sa.Column("evaluation_id", sa.String(64), sa.ForeignKey("evaluations.id")),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("provenance", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("name", "version"),
+    sa.UniqueConstraint("name", "checkpoint_digest"),
+)
+
+# Where each alias points now; ``alias_events`` keeps every move with the gate that allowed it.
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+alias_events = sa.Table(
+    "alias_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False),
+    sa.Column("previous_version_id", sa.String(64)),
+    sa.Column("gate_id", sa.String(64), sa.ForeignKey("gate_decisions.id")),  # None for `candidate`
+    sa.Column("actor", sa.String(128), nullable=False),  # dagster run id or cli:<user>
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "name", "alias"),
 )
 
 
