@@ -1,0 +1,1 @@
+"""Model registry: immutable content-addressed versions, aliases moved only through recorded gates."""
