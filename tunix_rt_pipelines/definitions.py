@@ -14,6 +14,7 @@ from tunix_rt_pipelines.evaluation.assets import (
     build_leaderboard_asset,
 )
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
+from tunix_rt_pipelines.registry.assets import GatePolicyResource, build_gate_check, build_registration_asset
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
@@ -32,17 +33,20 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     evaluations = [a for name in TRAINING_CONFIGS for a in build_evaluation_assets(REPO_ROOT / "training" / name)]
     leaderboard = build_leaderboard_asset([key for a in evaluations for key in a.keys])
     comparisons = [build_comparison_asset(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
+    registrations = [build_registration_asset(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
+    gates = [build_gate_check(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
     assets = [ingested_trace_file, dev_reasoning, synthetic_arithmetic,
               *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(REPO_ROOT / "evalsets"),
-              *training, *predictions, *evaluations, leaderboard, *comparisons]
+              *training, *predictions, *evaluations, leaderboard, *comparisons, *registrations]
     main_job = define_asset_job(
         MAIN_JOB,
         selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file),
         description="Everything that is not per inbox file: generated traces, datasets, eval sets, base model, "
-                    "training, predictions, evaluations, leaderboard.",
+                    "training, predictions, evaluations, leaderboard, gates, registration.",
     )
     return Definitions(
         assets=assets,
+        asset_checks=gates,
         jobs=[ingest_job, main_job, *(build_training_job(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS)],
         sensors=[inbox_sensor],
         resources={
@@ -51,6 +55,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             "inbox": InboxResource(path=str(settings.inbox_dir)),
             "workdir": WorkdirResource(root=str(settings.home)),
             "pipes_subprocess_client": PipesSubprocessClient(),
+            "gate_policy": GatePolicyResource(),
         },
     )
 

@@ -1,0 +1,158 @@
+"""The right end of the graph: gate checks on a trained model's evaluation, then its registration.
+
+``gate`` is a blocking multi-asset check on ``evaluation/<config>/trained``: one gate decision
+(``registry.gates.decide_gate``, stored) reported as two check results, against the regression
+baselines and against the champion. A failure stops the run before ``model_version/<config>``.
+That asset registers the checkpoint (content-addressed, ``candidate``) with its provenance and
+metrics, and moves ``champion`` to it through ``promote`` when the gate passed.
+"""
+
+# No `from __future__ import annotations`: Dagster reads annotations at runtime.
+from pathlib import Path
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetChecksDefinition,
+    ConfigurableResource,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset_check,
+)
+
+from tunix_rt_pipelines.core.lineage import latest_metadata
+from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
+from tunix_rt_pipelines.evaluation.assets import evaluation_key
+from tunix_rt_pipelines.registry.gates import GateCheck, GatePolicy, decide_gate
+from tunix_rt_pipelines.registry.promotion import promote
+from tunix_rt_pipelines.registry.provenance import metrics_record, provenance_record
+from tunix_rt_pipelines.registry.versions import CHAMPION, alias_holder, register_version
+from tunix_rt_pipelines.training.assets import checkpoint_key
+from tunix_rt_pipelines.training.config import load_config
+
+BASELINES_CHECK = "regression_baselines"
+CHAMPION_CHECK = "no_regression_vs_champion"
+
+
+class GatePolicyResource(ConfigurableResource):
+    """Thresholds of the champion check (baselines carry their own)."""
+
+    max_drop_vs_champion: float = GatePolicy.max_drop_vs_champion  # primary score may fall this much at most
+    max_right_to_wrong_vs_champion: int = GatePolicy.max_right_to_wrong_vs_champion  # champion's right items lost
+
+    def policy(self) -> GatePolicy:
+        return GatePolicy(self.max_drop_vs_champion, self.max_right_to_wrong_vs_champion)
+
+
+def model_version_key(config_name: str) -> AssetKey:
+    return AssetKey(["model_version", config_name])
+
+
+def _check_result(name: str, key: AssetKey, checks: list[GateCheck], gate_id: str, empty: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        asset_key=key,
+        passed=all(c.passed for c in checks),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "gate_id": gate_id,
+            "summary": "; ".join(f"{c.name}: {'ok' if c.passed else 'FAILED'} ({c.reason})" for c in checks) or empty,
+            "checks": MetadataValue.json([c.__dict__ for c in checks]),
+        },
+    )
+
+
+def build_gate_check(config_path: Path) -> AssetChecksDefinition:
+    cfg = load_config(config_path)
+    key = evaluation_key(cfg.name, "trained")
+
+    @multi_asset_check(
+        specs=[
+            AssetCheckSpec(BASELINES_CHECK, asset=key, blocking=True,
+                           description="no regression beyond the thresholds of the baselines on this eval set"),
+            AssetCheckSpec(CHAMPION_CHECK, asset=key, blocking=True,
+                           description=f"no regression against {cfg.name}@champion (score drop, right→wrong flips)"),
+        ],
+        name=f"gate_{cfg.name}",
+    )
+    def _gate(context: AssetCheckExecutionContext, trace_store: TraceStoreResource, gate_policy: GatePolicyResource):
+        evaluation_id = latest_metadata(context, key)["evaluation_id"]
+        decision = decide_gate(trace_store.get_store().engine, evaluation_id, cfg.name, gate_policy.policy())
+        context.log.info(f"gate {decision.id[:12]} for {cfg.name}: {'passed' if decision.passed else 'FAILED'}")
+        yield _check_result(BASELINES_CHECK, key, decision.checks_named("baseline:"), decision.id,
+                            "no baselines on this eval set")
+        yield _check_result(CHAMPION_CHECK, key, decision.checks_named("champion"), decision.id, "")
+
+    return _gate
+
+
+def build_registration_asset(config_path: Path) -> AssetsDefinition:
+    cfg = load_config(config_path)
+    eval_key, ckpt_key = evaluation_key(cfg.name, "trained"), checkpoint_key(cfg)
+
+    @asset(
+        key=model_version_key(cfg.name),
+        deps=[eval_key, ckpt_key],
+        group_name="registry",
+        kinds={"python", "sql"},
+        code_version="1",
+        description=f"{cfg.name}'s trained checkpoint as a registered model version (candidate; champion when "
+                    "its gate passed).",
+    )
+    def _model_version(
+        context: AssetExecutionContext,
+        trace_store: TraceStoreResource,
+        artifact_store: ArtifactStoreResource,
+        gate_policy: GatePolicyResource,
+    ) -> MaterializeResult:
+        engine = trace_store.get_store().engine
+        evaluation_id = latest_metadata(context, eval_key)["evaluation_id"]
+        training = latest_metadata(context, ckpt_key)
+        # The same question the gate check answered: returns its stored decision (or takes it,
+        # when this asset is materialised on its own).
+        gate = decide_gate(engine, evaluation_id, cfg.name, gate_policy.policy())
+        version, created = register_version(
+            engine, artifact_store.get_store(), name=cfg.name, checkpoint_digest=training["checkpoint_digest"],
+            evaluation_id=evaluation_id, metrics=metrics_record(engine, evaluation_id, training),
+            config=cfg.to_dict(),
+            provenance=provenance_record(
+                engine, evaluation_id=evaluation_id, checkpoint_digest=training["checkpoint_digest"],
+                base_model_digest=training["base_model_digest"], dataset_digest=training["dataset_digest"],
+                config_hash=training["config_hash"], gate_id=gate.id, run_id=context.run_id),
+            actor=f"dagster:{context.run_id}",
+        )
+        context.log.info(f"{version.label} ({version.id[:12]}) {'registered' if created else 'already registered'}")
+        promoted = False
+        if gate.passed:
+            promotion = promote(engine, version.id, alias=CHAMPION, actor=f"dagster:{context.run_id}")
+            promoted = promotion.changed
+            context.log.info(f"{version.label} is champion" + ("" if promotion.changed else " already"))
+        else:
+            context.log.warning(f"gate {gate.id[:12]} failed: {version.label} stays candidate")
+        champion = alias_holder(engine, cfg.name, CHAMPION)
+        return MaterializeResult(
+            metadata={
+                "version": version.label,
+                "version_id": version.id,
+                "checkpoint_digest": version.checkpoint_digest,
+                "evaluation_id": evaluation_id,
+                "gate_id": gate.id,
+                "gate_passed": gate.passed,
+                "promoted_to_champion": promoted,
+                "is_champion": champion == version.id,
+                "primary_score": version.metrics["primary_score"] if version.metrics["primary_score"] is not None
+                else float("nan"),
+                "provenance": MetadataValue.json(version.provenance),
+                "metrics": MetadataValue.json(version.metrics),
+            },
+            data_version=DataVersion(version.id),
+        )
+
+    return _model_version
