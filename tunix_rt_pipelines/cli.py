@@ -307,20 +307,60 @@ def read_prediction_records(path: Path) -> list[dict]:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--judge", default="answer_correctness", show_default=True, type=click.Choice(["answer_correctness"]))
+@click.option("--judge", default="answer_correctness", show_default=True,
+              type=click.Choice(["answer_correctness", "llm_judge"]))
+@click.option("--judge-url", help="llm_judge: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--judge-model", help="llm_judge: the model name the endpoint serves.")
+@click.option("--rubric", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="llm_judge: a rubric file (YAML/JSON {name, template, scale}, or the template as text).")
+@click.option("--timeout", type=float, help="llm_judge: seconds per request [default: 60].")
+@click.option("--api-key-env", help="llm_judge: environment variable holding the endpoint's API key.")
 @click.option("--json", "as_json", is_flag=True)
-def rescore(file: Path, judge: str, as_json: bool) -> None:
+def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | None, rubric: Path | None,
+            timeout: float | None, api_key_env: str | None, as_json: bool) -> None:
     """Score predictions made anywhere: a JSONL of {item_id, expected_answer, output}; no generation."""
-    from tunix_rt_pipelines.evaluation.evaluate import score_records
+    from tunix_rt_pipelines.evaluation.judges import get_judge
+    from tunix_rt_pipelines.evaluation.llm_judge import Rubric
 
-    rows, card = score_records(read_prediction_records(file))
+    llm_options = {"--judge-url": judge_url, "--judge-model": judge_model, "--rubric": rubric,
+                   "--timeout": timeout, "--api-key-env": api_key_env}
+    if judge == "llm_judge":
+        missing = [name for name in ("--judge-url", "--judge-model") if not llm_options[name]]
+        if missing:
+            raise click.UsageError(f"--judge llm_judge needs {' and '.join(missing)}")
+        options = {"base_url": judge_url, "model": judge_model, "api_key_env": api_key_env}
+        if timeout is not None:
+            options["timeout_s"] = timeout
+        if rubric is not None:
+            try:
+                options["rubric"] = Rubric.from_file(rubric)
+            except (ValueError, OSError) as e:
+                raise click.BadParameter(str(e), param_hint="--rubric") from e
+        try:
+            scorer = get_judge(judge, **options)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from e
+    else:
+        given = [name for name, value in llm_options.items() if value is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to --judge llm_judge")
+        scorer = get_judge(judge)
+
+    rows, card = scorer.score_records(read_prediction_records(file))
     if as_json:
         _echo_json({"items": rows, "scorecard": card})
         return
     for r in rows:
-        click.echo(f"{r['item_id']}: {r['outcome']:<8} extracted={r['extracted']!r} via {r['extractor']}")
-    click.echo(f"\nprimary score {card['primary_score']} over {card['n_scored']} scored items "
+        line = f"{r['item_id']}: {r['outcome']:<8}"
+        if judge == "llm_judge":
+            line += f" score={r['score']}" if r["score"] is not None else f" reason={r['detail']['reason']}"
+        else:
+            line += f" extracted={r['extracted']!r} via {r['extractor']}"
+        click.echo(line)
+    click.echo(f"\n{card['metric']}: primary score {card['primary_score']} over {card['n_scored']} scored items "
                f"({card['n_invalid']} invalid, {card['n_unscored']} unscored); 95% interval {card['ci95']}")
+    for reason, n in card["unscored_reasons"].items():
+        click.echo(f"  unscored {n}: {reason}")
 
 
 @main.command("leaderboard")
@@ -442,6 +482,15 @@ def ui(port: int, host: str) -> None:
     click.echo(" ".join(cmd))
     raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
 
+
+def _add_registry_commands() -> None:
+    from tunix_rt_pipelines.registry.cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_registry_commands()
 
 if __name__ == "__main__":
     main()

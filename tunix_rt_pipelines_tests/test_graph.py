@@ -1,21 +1,34 @@
-"""The whole graph on a tiny config: base model -> checkpoint -> predictions -> evaluations -> leaderboard."""
+"""The whole graph on a tiny config, run once: base model -> checkpoint -> predictions -> evaluations
+-> leaderboard -> gate -> registered version; then the registry and packaging on what it left.
 
+The tests below share that one run and read its home folder; the last one changes it (adds a
+baseline the model cannot meet) and so comes last.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import instance_for_test, materialize
+from dagster import DagsterInstance, materialize
 
+from tunix_rt_pipelines.core.db import dispose_engines, evaluations
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.definitions import EVALSET, build_definitions
 from tunix_rt_pipelines.evalsets.assets import evalset_assets
 from tunix_rt_pipelines.evaluation.assets import build_comparison_asset, build_evaluation_assets, build_leaderboard_asset
-from tunix_rt_pipelines.core.db import evaluations
 from tunix_rt_pipelines.evaluation.store import item_outcomes, leaderboard, save_evaluation
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
-from tunix_rt_pipelines.synthetic.assets import dev_reasoning
 from tunix_rt_pipelines.registry.assets import build_gate_check, build_registration_asset
 from tunix_rt_pipelines.registry.baselines import set_baseline
 from tunix_rt_pipelines.registry.versions import get_version
+from tunix_rt_pipelines.synthetic.assets import dev_reasoning
 from tunix_rt_pipelines.training.assets import build_training_assets
 from tunix_rt_pipelines.traces.store import TraceStore
 
@@ -23,6 +36,98 @@ CONFIG = {"name": "graph_test", "dataset": "dev_reasoning_sft", "backend": "torc
           "steps": 20, "checkpoint_every": 10, "log_every": 10, "eval_every": 10, "eval_batches": 1,
           "model": {"family": "qwen3", "source": "build:tiny", "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                     "num_kv_heads": 1, "head_dim": 16, "intermediate_size": 64, "vocab_size": 400}}
+
+
+class Graph:
+    def __init__(self, tmp_path):
+        cfg_path = tmp_path / "graph_test.yaml"
+        cfg_path.write_text(yaml.safe_dump(CONFIG))
+        self.home = tmp_path / "home"
+        self.settings = Settings(home=self.home, database_url=f"sqlite:///{self.home / 'tunix_rt.db'}")
+        self.settings.ensure_dirs()
+        self.evaluations = build_evaluation_assets(cfg_path)
+        self.registration = build_registration_asset(cfg_path)
+        self.assets = [dev_reasoning, *dataset_assets(REPO_ROOT / "training" / "datasets"),
+                       *evalset_assets(EVALSET.parent), *build_training_assets(cfg_path),
+                       *build_prediction_assets(cfg_path, EVALSET), *self.evaluations,
+                       build_leaderboard_asset([k for a in self.evaluations for k in a.keys]),
+                       build_comparison_asset(cfg_path), self.registration, build_gate_check(cfg_path)]
+        self.resources = build_definitions(self.settings).resources
+        self.instance = DagsterInstance.local_temp(str(self.settings.dagster_home))
+
+    def materialize(self, selection, run_config=None, **kwargs):
+        return materialize(self.assets, instance=self.instance, resources=self.resources, selection=selection,
+                           run_config=run_config, **kwargs)
+
+    @property
+    def engine(self):
+        return TraceStore(self.settings.database_url).engine
+
+    def cli(self, *args, ok=True):
+        env = {**os.environ, "TUNIX_RT_HOME": str(self.home), "DAGSTER_HOME": str(self.settings.dagster_home)}
+        env.pop("TUNIX_RT_DATABASE_URL", None)
+        result = subprocess.run([sys.executable, "-m", "tunix_rt_pipelines.cli", *args], capture_output=True,
+                                text=True, env=env, timeout=300, check=False)
+        assert (result.returncode == 0) == ok, result.stdout[-2000:] + result.stderr[-2000:]
+        return result
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    g = Graph(tmp_path_factory.mktemp("graph"))
+    selection = [k for a in g.assets for k in a.keys if k.path[0] != "dataset" or k.path[1] == "dev_reasoning_sft"]
+    g.result = g.materialize(selection, {"ops": {
+        "dev_reasoning": {"config": {"size": 120}},
+        "predictions__graph_test__base": {"config": {"max_new_tokens": 16}},
+        "predictions__graph_test__trained": {"config": {"max_new_tokens": 16}}}})
+    assert g.result.success
+    g.registered = g.result.asset_materializations_for_node("model_version__graph_test")[0].metadata
+    yield g
+    g.instance.dispose()
+    dispose_engines()
+
+
+def test_every_stage_materialises_and_the_leaderboard_lists_both_models(graph):
+    board = graph.result.asset_materializations_for_node("leaderboard")[0].metadata
+    comparison = graph.result.asset_materializations_for_node("comparison__graph_test")[0].metadata
+    assert sorted(r["label"] for r in leaderboard(graph.engine)) == ["graph_test/base", "graph_test/trained"]
+    assert board["evaluations"].value == 2 and len(board["leaderboard"].value.records) == 2
+    assert comparison["n_paired"].value == 100 and 0.0 <= comparison["mcnemar_p"].value <= 1.0
+
+
+def test_the_first_version_to_pass_its_gate_becomes_champion_with_its_provenance(graph):
+    version = get_version(graph.engine, "graph_test@champion")
+    assert version.id == graph.registered["version_id"].value and graph.registered["gate_passed"].value
+    p = version.provenance
+    assert p["evaluation_id"] == graph.registered["evaluation_id"].value and p["gate_id"]
+    assert {"dataset_digest", "trace_ids_digest", "config_hash", "code_version", "checkpoint_digest"} <= set(p)
+
+
+def test_registry_cli_lists_shows_downloads_and_promotes_idempotently(graph, tmp_path):
+    (row,) = json.loads(graph.cli("registry", "list", "--json").stdout)
+    assert row["label"] == "graph_test:1" and row["aliases"] == ["candidate", "champion"]
+    shown = json.loads(graph.cli("registry", "show", "graph_test@champion", "--json").stdout)
+    assert shown["gate"]["passed"] and shown["alias_history"][-1]["alias"] == "champion"
+    graph.cli("registry", "download", "graph_test:1", "--out", str(tmp_path))
+    assert (tmp_path / "graph_test-v1" / "model.safetensors").is_file()
+    assert "nothing changed" in graph.cli("registry", "promote", "graph_test:1").stdout
+    assert "not allowed" in graph.cli("registry", "download", "../evil@champion", "--out", "x", ok=False).stderr
+
+
+def test_package_bundles_the_version_from_its_records_and_is_reproducible(graph, tmp_path):
+    first = graph.cli("package", "graph_test@champion", "--out", str(tmp_path / "a")).stdout
+    second = graph.cli("package", "graph_test@champion", "--out", str(tmp_path / "b")).stdout
+    assert first.split("sha256 ")[1] == second.split("sha256 ")[1]
+    (archive,) = (tmp_path / "a").glob("*.zip")
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        sums = dict(reversed(line.split("  ")) for line in zf.read("SHA256SUMS").decode().splitlines())
+        assert all(hashlib.sha256(zf.read(n)).hexdigest() == digest for n, digest in sums.items())
+        card = zf.read("MODEL_CARD.md").decode()
+        assert zf.read("evalset/eval_set.jsonl") == EVALSET.read_bytes()
+    assert {"config/graph_test.yaml", "eval_summary.json", "run_manifest.json", "manifests/checkpoint.json",
+            "manifests/dataset.json", "item_scores.jsonl", "loss_curve.png"} <= names
+    assert "graph_test:1 (candidate, champion)" in card and "Primary score" in card
 
 
 def perfect_copy(engine, evaluation_id: str) -> str:
@@ -37,38 +142,11 @@ def perfect_copy(engine, evaluation_id: str) -> str:
     return record["id"]
 
 
-def test_every_stage_materialises_the_leaderboard_lists_both_models_and_the_gate_guards_champion(tmp_path):
-    cfg_path = tmp_path / "graph_test.yaml"
-    cfg_path.write_text(yaml.safe_dump(CONFIG))
-    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'home' / 'db.sqlite'}")
-    settings.ensure_dirs()
-    evaluations = build_evaluation_assets(cfg_path)
-    assets = [dev_reasoning, *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(EVALSET.parent),
-              *build_training_assets(cfg_path), *build_prediction_assets(cfg_path, EVALSET), *evaluations,
-              build_leaderboard_asset([k for a in evaluations for k in a.keys]), build_comparison_asset(cfg_path),
-              build_registration_asset(cfg_path), build_gate_check(cfg_path)]
-    selection = [k for a in assets for k in a.keys if k.path[0] != "dataset" or k.path[1] == "dev_reasoning_sft"]
-    resources = build_definitions(settings).resources
-    with instance_for_test() as instance:
-        result = materialize(assets, instance=instance, resources=resources, selection=selection,
-                             run_config={"ops": {"dev_reasoning": {"config": {"size": 120}},
-                                                 "predictions__graph_test__base": {"config": {"max_new_tokens": 16}},
-                                                 "predictions__graph_test__trained": {"config": {"max_new_tokens": 16}}}})
-        assert result.success
-        board = result.asset_materializations_for_node("leaderboard")[0].metadata
-        comparison = result.asset_materializations_for_node("comparison__graph_test")[0].metadata
-        registered = result.asset_materializations_for_node("model_version__graph_test")[0].metadata
-        engine = TraceStore(settings.database_url).engine
-        assert get_version(engine, "graph_test@champion").id == registered["version_id"].value
-
-        # A baseline the trained model cannot meet: the blocking gate stops the run before registration.
-        set_baseline(engine, "perfect", perfect_copy(engine, registered["evaluation_id"].value), max_drop=0.0)
-        again = materialize(assets, instance=instance, resources=resources, raise_on_error=False,
-                            selection=[evaluations[1].key, *build_registration_asset(cfg_path).keys])
-        assert not again.success and not again.asset_materializations_for_node("model_version__graph_test")
-        checks = {e.check_name: e.passed for e in again.get_asset_check_evaluations()}
-        assert checks == {"regression_baselines": False, "no_regression_vs_champion": True}
-    rows = leaderboard(TraceStore(settings.database_url).engine)
-    assert sorted(r["label"] for r in rows) == ["graph_test/base", "graph_test/trained", "perfect"]
-    assert board["evaluations"].value == 2 and len(board["leaderboard"].value.records) == 2
-    assert comparison["n_paired"].value == 100 and 0.0 <= comparison["mcnemar_p"].value <= 1.0
+def test_a_failed_blocking_gate_stops_the_run_before_registration(graph):
+    set_baseline(graph.engine, "perfect", perfect_copy(graph.engine, graph.registered["evaluation_id"].value),
+                 max_drop=0.0)
+    again = graph.materialize([graph.evaluations[1].key, *graph.registration.keys], raise_on_error=False)
+    assert not again.success and not again.asset_materializations_for_node("model_version__graph_test")
+    checks = {e.check_name: e.passed for e in again.get_asset_check_evaluations()}
+    assert checks == {"regression_baselines": False, "no_regression_vs_champion": True}
+    assert "FAILED" in graph.cli("registry", "gate", "graph_test:1", ok=False).stdout

@@ -125,7 +125,8 @@ def build_registration_asset(config_path: Path) -> AssetsDefinition:
             provenance=provenance_record(
                 engine, evaluation_id=evaluation_id, checkpoint_digest=training["checkpoint_digest"],
                 base_model_digest=training["base_model_digest"], dataset_digest=training["dataset_digest"],
-                config_hash=training["config_hash"], gate_id=gate.id, run_id=context.run_id),
+                config_hash=training["config_hash"], gate_id=gate.id, run_id=context.run_id,
+                loss_curve_sha256=training.get("loss_curve_sha256")),
             actor=f"dagster:{context.run_id}",
         )
         context.log.info(f"{version.label} ({version.id[:12]}) {'registered' if created else 'already registered'}")

@@ -36,7 +36,8 @@ def code_version() -> str:
 
 
 def provenance_record(engine: sa.Engine, *, evaluation_id: str, checkpoint_digest: str, base_model_digest: str,
-                      dataset_digest: str, config_hash: str, gate_id: str | None, run_id: str | None) -> dict:
+                      dataset_digest: str, config_hash: str, gate_id: str | None, run_id: str | None,
+                      loss_curve_sha256: str | None = None) -> dict:
     with engine.connect() as conn:
         evaluation = load_evaluation(conn, evaluation_id)
         dataset = conn.execute(sa.select(datasets).where(datasets.c.digest == dataset_digest)).mappings().first()
@@ -55,6 +56,7 @@ def provenance_record(engine: sa.Engine, *, evaluation_id: str, checkpoint_diges
         "judge": evaluation["judge"],
         "evalset_sha256": evaluation["evalset_sha256"],
         "gate_id": gate_id,
+        "loss_curve_sha256": loss_curve_sha256,
         "code_version": code_version(),
         "dagster_run_id": run_id,
     }
