@@ -130,6 +130,14 @@ def test_package_bundles_the_version_from_its_records_and_is_reproducible(graph,
     assert "graph_test:1 (candidate, champion)" in card and "Primary score" in card
 
 
+def test_compare_pairs_items_and_draws_the_trained_models_loss_curve(graph):
+    out = json.loads(graph.cli("compare", "graph_test/base", "graph_test/trained", "--json").stdout)
+    (pair,) = out["comparisons"]
+    assert pair["n_paired"] == 100 and pair["b"] == "graph_test/trained"
+    with open(out["loss_curves"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def perfect_copy(engine, evaluation_id: str) -> str:
     """A stored evaluation with the same items, every one of them right."""
     with engine.connect() as conn:
