@@ -343,7 +343,7 @@ def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | No
     else:
         given = [name for name, value in llm_options.items() if value is not None]
         if given:
-            raise click.UsageError(f"{', '.join(given)} only apply to --judge llm_judge")
+            raise click.UsageError(f"{', '.join(given)}: only for --judge llm_judge")
         scorer = get_judge(judge)
 
     rows, card = scorer.score_records(read_prediction_records(file))
@@ -401,13 +401,15 @@ def compare(evaluations: tuple[str, ...], as_json: bool) -> None:
     from tunix_rt_pipelines.evaluation.compare import compare_many
     from tunix_rt_pipelines.evaluation.store import item_outcomes
 
-    engine = _store(_settings()).engine
+    settings = _settings()
+    engine = _store(settings).engine
     try:
         results = compare_many([(ref, item_outcomes(engine, ref)) for ref in evaluations])
+        curves = _loss_curves(engine, settings, evaluations)
     except (LookupError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:
-        _echo_json(results)
+        _echo_json({"comparisons": results, "loss_curves": curves})
         return
     for r in results:
         click.echo(f"{r['b']} vs {r['a']}: {r['n_paired']} paired items, accuracy {r['a_accuracy']:.1%} -> "
@@ -417,6 +419,28 @@ def compare(evaluations: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"  {name:<16} n={s['n']:<4} {s['a_correct']} -> {s['b_correct']} correct (delta {s['delta']:+.1%})")
         if r["right_to_wrong"]:
             click.echo("  right->wrong: " + ", ".join(r["right_to_wrong"][:20]))
+    click.echo(f"\nloss curves side by side: {curves}" if curves else "\nno loss curves: none of these models was trained here")
+
+
+def _loss_curves(engine, settings: Settings, refs: tuple[str, ...]) -> str | None:  # noqa: ANN001
+    """Path of a PNG (in the artefact store) of the compared models' loss curves, or None."""
+    import sqlalchemy as sa
+
+    from tunix_rt_pipelines.core.artifacts import ArtifactStore
+    from tunix_rt_pipelines.core.db import evaluations
+    from tunix_rt_pipelines.evaluation.loss_curves import histories_by_checkpoint
+    from tunix_rt_pipelines.evaluation.store import resolve_evaluation
+    from tunix_rt_pipelines.training.plots import loss_curves_png
+
+    with engine.connect() as conn:
+        rows = [conn.execute(sa.select(evaluations.c.label, evaluations.c.model_digest)
+                             .where(evaluations.c.id == resolve_evaluation(engine, ref))).one() for ref in refs]
+    histories = histories_by_checkpoint(_instance(), {r.model_digest for r in rows})
+    runs = [(r.label, histories[r.model_digest]) for r in rows if r.model_digest in histories]
+    if not runs:
+        return None
+    store = ArtifactStore(settings.artifacts_dir)
+    return str(store.path_for(store.put_bytes(loss_curves_png(runs, title="compared runs"))))
 
 
 # -- the main job and the UI -------------------------------------------------------------------
@@ -461,6 +485,14 @@ def run(gym_family: str, gym_size: int) -> None:
                        f"{md['tokens_per_s'].value:,.0f} tokens/s on {md['device'].value}")
         if key.path[0] == "predictions":
             click.echo(f"{key.to_user_string()}: {md['marked_answer_accuracy'].value:.0%} of eval answers exactly right")
+        if key.path[0] == "model_version":
+            click.echo(f"{key.to_user_string()}: registered {md['version'].value} (gate {md['gate_id'].value[:12]} "
+                       f"{'passed' if md['gate_passed'].value else 'FAILED'}); "
+                       + ("champion" if md["is_champion"].value else "candidate only, champion unchanged"))
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            click.echo(f"gate check {check.check_name} on {check.asset_key.to_user_string()} FAILED: "
+                       f"{check.metadata['summary'].value}", err=True)
     stats = _store(settings).stats()
     click.echo(f"\ntrace store: {stats['traces']:,} traces, {stats['rejects']:,} rejects; "
                f"by source: {stats['by_source']}")

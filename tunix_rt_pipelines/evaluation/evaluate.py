@@ -24,6 +24,8 @@ def score_records(records: list[dict]) -> tuple[list[dict], dict]:
             "flexible_match": s.flexible_match,
             "section": r.get("section", "unknown"),
             "category": r.get("category", "unknown"),
+            "score": None,  # pass/fail judge: no graded score
+            "detail": None,
         })
     meta = [{"section": r.get("section", "unknown"), "category": r.get("category", "unknown"),
              "difficulty": r.get("difficulty", "unknown")} for r in records]
@@ -43,14 +45,18 @@ def trace_structure_summary(outputs: list[str]) -> dict:
 
 
 def evaluate_blob(predictions: bytes, predictions_sha256: str, *, label: str, config_name: str,
-                  dataset_digest: str, run_id: str | None = None) -> tuple[dict, list[dict]]:
-    """(evaluation record, item rows) for a predictions blob written by the predictions asset."""
+                  dataset_digest: str, run_id: str | None = None, judge=None) -> tuple[dict, list[dict]]:  # noqa: ANN001
+    """(evaluation record, item rows) for a predictions blob written by the predictions asset.
+
+    ``judge``: any object with ``.metric`` and ``.score_records`` (see ``judges.get_judge``);
+    ``answer_correctness@v1`` when None. Its metric is the record's ``judge`` and part of its id."""
     records, run = from_jsonl(predictions)
-    rows, card = score_records(records)
+    metric = METRIC if judge is None else judge.metric
+    rows, card = score_records(records) if judge is None else judge.score_records(records)
     record = {
-        "id": evaluation_id(predictions_sha256, METRIC),
+        "id": evaluation_id(predictions_sha256, metric),
         "label": label,
-        "judge": METRIC,
+        "judge": metric,
         "predictions_sha256": predictions_sha256,
         "evalset_sha256": run["evalset_sha256"],
         "model_digest": run["model_digest"],
