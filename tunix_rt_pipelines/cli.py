@@ -385,9 +385,14 @@ def leaderboard_cmd(dataset_digest, model_digest, config_name, since, until, lim
     if as_json:
         _echo_json(rows)
         return
+    def pct(x: float | None) -> str:
+        return "   n/a" if x is None else f"{x:6.1%}"
+
+    click.echo(f"{'':>4} {'score':>6}  {'label':<28} {'strict':>6} {'flex':>6}  backend")
     for rank, r in enumerate(rows, start=1):
-        score = "   n/a" if r["primary_score"] is None else f"{r['primary_score']:6.1%}"
-        click.echo(f"{rank:>3}. {score}  {r['label']:<28} {r['backend']:<6} model {r['model_digest'][:12]}  "
+        lm = r["scorecard"].get("lm_eval") or {}
+        click.echo(f"{rank:>3}. {pct(r['primary_score'])}  {r['label']:<28} {pct(lm.get('strict_match'))} "
+                   f"{pct(lm.get('flexible_extract'))}  {r['backend']:<6} model {r['model_digest'][:12]}  "
                    f"dataset {r['dataset_digest'][:12] or '-':<12}  {r['created_at']:%Y-%m-%d %H:%M}")
     if not rows:
         click.echo("no evaluations yet: run `make run`")

@@ -75,6 +75,10 @@ def build_evaluation_assets(config_path: Path) -> list[AssetsDefinition]:
                     **{f"score_{name}": value for name, value in by_section.items()},
                     "trace_structure": card["trace_structure"]["mean"] if card["trace_structure"]["mean"] is not None
                     else float("nan"),
+                    "lm_eval_strict": card["lm_eval"]["strict_match"] if card["lm_eval"]["strict_match"] is not None
+                    else float("nan"),
+                    "lm_eval_flexible": card["lm_eval"]["flexible_extract"]
+                    if card["lm_eval"]["flexible_extract"] is not None else float("nan"),
                     "scorecard": MetadataValue.json(card),
                     "predictions_sha256": sha,
                     "model_digest": record["model_digest"],
@@ -85,6 +89,16 @@ def build_evaluation_assets(config_path: Path) -> list[AssetsDefinition]:
         return _evaluation
 
     return [build(which) for which in WHICH]
+
+
+FLOAT_COLUMNS = ("primary_score", "core", "trace_sensitive", "edge_case", "lm_eval_strict", "lm_eval_flexible")
+
+
+def _lm_eval_columns(card: dict) -> dict:
+    """lm-eval strict/flexible of a stored scorecard; NaN for evaluations stored before they were recorded."""
+    lm = card.get("lm_eval") or {}
+    return {"lm_eval_strict": lm.get("strict_match") if lm.get("strict_match") is not None else float("nan"),
+            "lm_eval_flexible": lm.get("flexible_extract") if lm.get("flexible_extract") is not None else float("nan")}
 
 
 def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition:
@@ -98,8 +112,8 @@ def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition
     )
     def _leaderboard(context: AssetExecutionContext, trace_store: TraceStoreResource) -> MaterializeResult:
         rows = leaderboard_rows(trace_store.get_store().engine, limit=200)
-        columns = ["rank", "label", "primary_score", "core", "trace_sensitive", "edge_case", "backend", "config",
-                   "model", "dataset", "created_at"]
+        columns = ["rank", "label", "primary_score", "core", "trace_sensitive", "edge_case", "lm_eval_strict",
+                   "lm_eval_flexible", "backend", "config", "model", "dataset", "created_at"]
         records = []
         for rank, r in enumerate(rows, start=1):
             sections = r["scorecard"].get("by_section", {})
@@ -107,6 +121,7 @@ def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition
                 "rank": rank, "label": r["label"],
                 "primary_score": r["primary_score"] if r["primary_score"] is not None else float("nan"),
                 **{s: sections.get(s, {}).get("mean", float("nan")) or 0.0 for s in ("core", "trace_sensitive", "edge_case")},
+                **_lm_eval_columns(r["scorecard"]),
                 "backend": r["backend"], "config": r["config_name"], "model": r["model_digest"][:12],
                 "dataset": r["dataset_digest"][:12], "created_at": r["created_at"].isoformat(timespec="seconds"),
             }))
@@ -117,8 +132,7 @@ def build_leaderboard_asset(evaluation_keys: list[AssetKey]) -> AssetsDefinition
             "best": best["label"] if best else "",
             "leaderboard": MetadataValue.table(
                 records=records,
-                schema=TableSchema(columns=[TableColumn(c, "float" if c in ("primary_score", "core", "trace_sensitive",
-                                                                          "edge_case") else "string") for c in columns]),
+                schema=TableSchema(columns=[TableColumn(c, "float" if c in FLOAT_COLUMNS else "string") for c in columns]),
             ),
         })
 

@@ -31,7 +31,17 @@ def score_records(records: list[dict]) -> tuple[list[dict], dict]:
              "difficulty": r.get("difficulty", "unknown")} for r in records]
     card = scorecard([row["outcome"] for row in rows], meta)
     card["trace_structure"] = trace_structure_summary([r["output"] for r in records])
+    card["lm_eval"] = lm_eval_summary(rows)
     return rows, card
+
+
+def lm_eval_summary(rows: list[dict]) -> dict:
+    """lm-eval-harness GSM8K ``exact_match`` under its strict-match and flexible-extract filters:
+    the field's figures, over every item (lm-eval has no invalid/unscored distinction)."""
+    n = len(rows)
+    return {"n": n,
+            "strict_match": round(sum(r["strict_match"] for r in rows) / n, 6) if n else None,
+            "flexible_extract": round(sum(r["flexible_match"] for r in rows) / n, 6) if n else None}
 
 
 def trace_structure_summary(outputs: list[str]) -> dict:

@@ -81,3 +81,10 @@ def test_trace_structure_is_summarised_beside_the_primary_score():
                {"item_id": "b", "expected_answer": "7", "output": "7 7 7 7 7 7 7 7 7 7 7 7"}]
     ts = score_records(records)[1]["trace_structure"]
     assert ts["n"] == 2 and ts["steps_present"] == 0.5 and ts["no_repetition_loop"] == 0.5
+
+
+def test_lm_eval_strict_and_flexible_are_their_own_columns():
+    records = [{"item_id": "a", "expected_answer": "7", "output": "3 + 4 = 7\n#### 7"},
+               {"item_id": "b", "expected_answer": "7", "output": "so the answer is 7"},
+               {"item_id": "c", "expected_answer": "7", "output": "no idea"}]
+    assert score_records(records)[1]["lm_eval"] == {"n": 3, "strict_match": 0.333333, "flexible_extract": 0.666667}
