@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Extras installed by default: both training backends (CPU builds) and PostgreSQL. `tune` (Ray) is added by the sweeps work.
-EXTRAS ?= postgres,dev,torch,jax
+# Extras installed by default: both training backends (CPU builds), PostgreSQL, Ray Tune for sweeps.
+EXTRAS ?= postgres,dev,torch,jax,tune
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: install run test ui clean

@@ -18,12 +18,17 @@ from tunix_rt_pipelines.registry.assets import GatePolicyResource, build_gate_ch
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
+from tunix_rt_pipelines.tuning.assets import build_sweep_assets, build_sweep_jobs, nightly_schedule
+from tunix_rt_pipelines.tuning.spec import base_config, load_sweep_spec
 
 MAIN_JOB = "main"
 # Training configs materialised by this code location. The Gemma/Qwen configs need their
 # weights on disk (or network) and an accelerator: add them here on a machine that has both.
 TRAINING_CONFIGS = ["smoke_tiny.yaml"]
 EVALSET = REPO_ROOT / "evalsets" / "eval_v1.jsonl"
+# Every sweep spec in training/sweeps/ (each base config must be in TRAINING_CONFIGS); NIGHTLY runs each night.
+SWEEPS = sorted(p.name for p in (REPO_ROOT / "training" / "sweeps").glob("*.yaml"))
+NIGHTLY = "smoke_sweep"
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
@@ -35,19 +40,26 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     comparisons = [build_comparison_asset(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
     registrations = [build_registration_asset(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
     gates = [build_gate_check(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS]
+    sweep_specs = [load_sweep_spec(REPO_ROOT / "training" / "sweeps" / name) for name in SWEEPS]
+    sweep_parts = [build_sweep_assets(REPO_ROOT / "training" / "sweeps" / name, REPO_ROOT / "training", EVALSET)
+                   for name in SWEEPS]
+    sweep_assets = [a for assets_, _ in sweep_parts for a in assets_]
+    gates += [c for _, checks in sweep_parts for c in checks]
     assets = [ingested_trace_file, dev_reasoning, synthetic_arithmetic,
               *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(REPO_ROOT / "evalsets"),
-              *training, *predictions, *evaluations, leaderboard, *comparisons, *registrations]
+              *training, *predictions, *evaluations, leaderboard, *comparisons, *registrations, *sweep_assets]
     main_job = define_asset_job(
         MAIN_JOB,
-        selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file),
+        selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file, *sweep_assets),
         description="Everything that is not per inbox file: generated traces, datasets, eval sets, base model, "
                     "training, predictions, evaluations, leaderboard, gates, registration.",
     )
     return Definitions(
         assets=assets,
         asset_checks=gates,
-        jobs=[ingest_job, main_job, *(build_training_job(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS)],
+        jobs=[ingest_job, main_job, *(build_training_job(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS),
+              *(job for spec in sweep_specs for job in build_sweep_jobs(spec, base_config(spec, REPO_ROOT / "training")))],
+        schedules=[nightly_schedule(spec) for spec in sweep_specs if spec.name == NIGHTLY],
         sensors=[inbox_sensor],
         resources={
             "trace_store": TraceStoreResource(database_url=settings.database_url),

@@ -265,3 +265,34 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+# One sweep (a validated spec) and every trial Ray Tune ran for it, whatever became of it.
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),  # the validated spec, as run last
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed
+    sa.Column("best_trial_key", sa.String(16)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+sweep_trials = sa.Table(
+    "sweep_trials",
+    metadata,
+    sa.Column("sweep", sa.String(64), sa.ForeignKey("sweeps.name"), primary_key=True),
+    sa.Column("trial_key", sa.String(16), primary_key=True),  # config hash prefix: the dynamic partition key
+    sa.Column("params", sa.JSON, nullable=False),  # the sampled values, by dotted field
+    sa.Column("config_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # finished | stopped_early | failed | running
+    sa.Column("val_loss", sa.Float),  # the last validation loss reported
+    sa.Column("final_loss", sa.Float),
+    sa.Column("steps_done", sa.Integer, nullable=False),
+    sa.Column("run_dir", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),  # why it failed
+    sa.Column("origin", sa.String(16), nullable=False),  # random | warm_start | rerun
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+

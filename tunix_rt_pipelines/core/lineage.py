@@ -10,3 +10,14 @@ def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict:
     if event is None or event.asset_materialization is None:
         raise Failure(f"{key.to_user_string()} has never been materialised; materialise it first")
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def partition_metadata(context: AssetExecutionContext, key: AssetKey, partition: str) -> dict:
+    """Plain values of the latest materialization of one partition of ``key``."""
+    from dagster import AssetRecordsFilter
+
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+    if not records:
+        raise Failure(f"{key.to_user_string()} [{partition}] has never been materialised; materialise it first")
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}

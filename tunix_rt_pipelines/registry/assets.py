@@ -70,22 +70,27 @@ def _check_result(name: str, key: AssetKey, checks: list[GateCheck], gate_id: st
 
 
 def build_gate_check(config_path: Path) -> AssetChecksDefinition:
+    """The gate on ``evaluation/<config>/trained``."""
     cfg = load_config(config_path)
-    key = evaluation_key(cfg.name, "trained")
+    return gate_check(cfg.name, evaluation_key(cfg.name, "trained"))
+
+
+def gate_check(name: str, key: AssetKey) -> AssetChecksDefinition:
+    """The gate for model ``name`` on asset ``key``, whose metadata names the ``evaluation_id``."""
 
     @multi_asset_check(
         specs=[
             AssetCheckSpec(BASELINES_CHECK, asset=key, blocking=True,
                            description="no regression beyond the thresholds of the baselines on this eval set"),
             AssetCheckSpec(CHAMPION_CHECK, asset=key, blocking=True,
-                           description=f"no regression against {cfg.name}@champion (score drop, right→wrong flips)"),
+                           description=f"no regression against {name}@champion (score drop, right→wrong flips)"),
         ],
-        name=f"gate_{cfg.name}",
+        name=f"gate_{name}",
     )
     def _gate(context: AssetCheckExecutionContext, trace_store: TraceStoreResource, gate_policy: GatePolicyResource):
         evaluation_id = latest_metadata(context, key)["evaluation_id"]
-        decision = decide_gate(trace_store.get_store().engine, evaluation_id, cfg.name, gate_policy.policy())
-        context.log.info(f"gate {decision.id[:12]} for {cfg.name}: {'passed' if decision.passed else 'FAILED'}")
+        decision = decide_gate(trace_store.get_store().engine, evaluation_id, name, gate_policy.policy())
+        context.log.info(f"gate {decision.id[:12]} for {name}: {'passed' if decision.passed else 'FAILED'}")
         yield _check_result(BASELINES_CHECK, key, decision.checks_named("baseline:"), decision.id,
                             "no baselines on this eval set")
         yield _check_result(CHAMPION_CHECK, key, decision.checks_named("champion"), decision.id, "")
@@ -94,16 +99,24 @@ def build_gate_check(config_path: Path) -> AssetChecksDefinition:
 
 
 def build_registration_asset(config_path: Path) -> AssetsDefinition:
+    """``model_version/<config>``: the config's trained checkpoint, after the gate on its evaluation."""
     cfg = load_config(config_path)
-    eval_key, ckpt_key = evaluation_key(cfg.name, "trained"), checkpoint_key(cfg)
+    return registration_asset(cfg.name, evaluation_key(cfg.name, "trained"), checkpoint_key(cfg), cfg.to_dict())
+
+
+def registration_asset(name: str, eval_key: AssetKey, ckpt_key: AssetKey,
+                       config: dict | None = None) -> AssetsDefinition:
+    """``model_version/<name>``: ``eval_key``'s metadata names the evaluation, ``ckpt_key``'s the checkpoint
+    (checkpoint, base model and dataset digests, config hash, losses; see the checkpoint asset). Without a
+    static ``config`` (a sweep's best trial) the training config comes from ``ckpt_key``'s ``config`` JSON."""
 
     @asset(
-        key=model_version_key(cfg.name),
-        deps=[eval_key, ckpt_key],
+        key=model_version_key(name),
+        deps=sorted({eval_key, ckpt_key}, key=lambda k: k.to_user_string()),
         group_name="registry",
         kinds={"python", "sql"},
         code_version="1",
-        description=f"{cfg.name}'s trained checkpoint as a registered model version (candidate; champion when "
+        description=f"{name}'s trained checkpoint as a registered model version (candidate; champion when "
                     "its gate passed).",
     )
     def _model_version(
@@ -117,11 +130,11 @@ def build_registration_asset(config_path: Path) -> AssetsDefinition:
         training = latest_metadata(context, ckpt_key)
         # The same question the gate check answered: returns its stored decision (or takes it,
         # when this asset is materialised on its own).
-        gate = decide_gate(engine, evaluation_id, cfg.name, gate_policy.policy())
+        gate = decide_gate(engine, evaluation_id, name, gate_policy.policy())
         version, created = register_version(
-            engine, artifact_store.get_store(), name=cfg.name, checkpoint_digest=training["checkpoint_digest"],
+            engine, artifact_store.get_store(), name=name, checkpoint_digest=training["checkpoint_digest"],
             evaluation_id=evaluation_id, metrics=metrics_record(engine, evaluation_id, training),
-            config=cfg.to_dict(),
+            config=config if config is not None else training["config"],
             provenance=provenance_record(
                 engine, evaluation_id=evaluation_id, checkpoint_digest=training["checkpoint_digest"],
                 base_model_digest=training["base_model_digest"], dataset_digest=training["dataset_digest"],
@@ -137,7 +150,7 @@ def build_registration_asset(config_path: Path) -> AssetsDefinition:
             context.log.info(f"{version.label} is champion" + ("" if promotion.changed else " already"))
         else:
             context.log.warning(f"gate {gate.id[:12]} failed: {version.label} stays candidate")
-        champion = alias_holder(engine, cfg.name, CHAMPION)
+        champion = alias_holder(engine, name, CHAMPION)
         return MaterializeResult(
             metadata={
                 "version": version.label,
