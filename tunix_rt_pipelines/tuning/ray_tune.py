@@ -8,8 +8,10 @@ Each trial is one call of ``_trainable``: it builds the trial's training config,
 ``<runs_root>/<sweep>/<trial_key>``, reporting the validation loss at every ``eval_every``
 step. ASHA (on validation loss, time in optimizer steps) stops poor trials at its rungs; Ray
 ends a stopped trial's function at its next report. A trial whose folder already holds a
-finished result reports that result at once and trains nothing: re-running a sweep reuses its
-finished trials, and a killed trial resumes from its last checkpoint.
+finished result reports that result at once and trains nothing, and one the scheduler stopped
+(``stopped_early.json``, written here after the fit) reports what it was stopped with: re-running
+a sweep reuses its finished trials and keeps ASHA's decisions; a killed trial resumes from its
+last checkpoint.
 
 Proposals: ``run`` samples the search space with a seeded random generator, so the same spec
 proposes the same trial configs every time. ``extend`` uses Optuna's TPE warm-started with every
@@ -34,6 +36,7 @@ from tunix_rt_pipelines.tuning.spec import SweepSpec, trial_config, trial_key
 from tunix_rt_pipelines.tuning.trials import TrialRecord
 
 PARAMS_FILE = "params.json"
+STOPPED_FILE = "stopped_early.json"  # written by the driver for a trial the scheduler stopped
 TUNE_METRIC = "val_loss"  # what ASHA and the proposals see; sweep_best ranks by the spec's metric
 
 
@@ -58,10 +61,15 @@ def _trainable(params: dict, *, spec: SweepSpec, base: TrainingConfig, inputs: S
     cfg = trial_config(base, spec, params)
     key = trial_key(cfg)
     run_dir = Path(inputs.runs_root) / spec.name / key
+    stopped = run_dir / STOPPED_FILE
+    if stopped.is_file():  # ASHA's decision stands: report what it was stopped with, train nothing
+        tune.report(json.loads(stopped.read_text()))
+        return
     done = _finished_result(run_dir)
     if done is not None:
         tune.report({"step": done["steps"], TUNE_METRIC: done["final_val_loss"], "final_loss": done["final_loss"],
-                     "trial_key": key, "reused": True})
+                     "trial_key": key, "reused": True,
+                     "trial_complete": True})
         return
     import torch
 
@@ -76,14 +84,17 @@ def _trainable(params: dict, *, spec: SweepSpec, base: TrainingConfig, inputs: S
 
     def log(s) -> None:  # noqa: ANN001  (training.backend.StepLog)
         print(f"[{key}] step {s.step}/{cfg.steps} loss {s.loss} val_loss {s.val_loss}", flush=True)
-        if s.val_loss is not None:
+        # The last step's validation loss is reported once, after the result is written: Ray ends a
+        # trial whose report reaches ASHA's max_t, and this one must get to write its result first.
+        if s.val_loss is not None and s.step < cfg.steps:
             tune.report({"step": s.step, TUNE_METRIC: s.val_loss, "final_loss": s.loss, "trial_key": key})
 
     job = TrainingJob(config_path=str(config_path), model_dir=inputs.model_dir, train_jsonl=inputs.train_jsonl,
                       validation_jsonl=inputs.validation_jsonl, run_dir=str(run_dir))
     result = run_training(job, say=lambda m: print(f"[{key}] {m}", flush=True), log=log)
     tune.report({"step": result.steps, TUNE_METRIC: result.final_val_loss, "final_loss": result.final_loss,
-                 "trial_key": key, "reused": False})
+                 "trial_key": key, "reused": False,
+                 "trial_complete": True})
 
 
 def param_space(spec: SweepSpec) -> dict:
@@ -131,7 +142,8 @@ def run_trials(
     if mode == "rerun":
         if not rerun_params:
             return [], {"ray_start_s": t_ray, "tune_s": 0.0}
-        search = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in rerun_params])
+        search = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in rerun_params],
+                                       max_concurrent=spec.max_concurrent_trials)
         samples = len(rerun_params)
     elif mode == "extend":
         from ray.tune.search.optuna import OptunaSearch
@@ -142,12 +154,13 @@ def run_trials(
                               evaluated_rewards=[t.val_loss for t in scored] or None)
         samples = num_trials or spec.num_trials
     else:
-        search = BasicVariantGenerator(random_state=spec.seed)
+        search = BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.max_concurrent_trials)
         samples = num_trials or spec.num_trials
     steps = trial_config(base, spec, {}).steps
     scheduler = (ASHAScheduler(time_attr="step", max_t=steps, grace_period=min(spec.asha.grace_period, steps),
                                reduction_factor=spec.asha.reduction_factor)
-                 if spec.scheduler == "asha" else FIFOScheduler())
+                 # A re-run trial was chosen to run before; it is not raced against trials it never met.
+                 if spec.scheduler == "asha" and mode != "rerun" else FIFOScheduler())
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec=spec, base=base, inputs=inputs),
                                     {"cpu": spec.cpus_per_trial})
     storage = Path(inputs.runs_root).resolve() / spec.name / "_ray"
@@ -157,7 +170,8 @@ def run_trials(
         trainable,
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(metric=TUNE_METRIC, mode="min", search_alg=search, scheduler=scheduler,
-                                    num_samples=samples, max_concurrent_trials=spec.max_concurrent_trials,
+                                    num_samples=samples,
+                                    max_concurrent_trials=spec.max_concurrent_trials if mode == "extend" else None,
                                     time_budget_s=spec.time_budget_s),
         run_config=tune.RunConfig(name=f"{mode}-{int(time.time())}", storage_path=str(storage),
                                   failure_config=tune.FailureConfig(max_failures=0), verbose=1),
@@ -174,8 +188,11 @@ def run_trials(
         if result.error is not None:
             status, error = "failed", f"{type(result.error).__name__}: {result.error}"[:2000]
         else:
-            # Ray fills its own `done` key in every result, so completion is judged by the steps reached.
-            status, error = ("finished" if int(m.get("step") or 0) >= cfg.steps else "stopped_early"), None
+            # Our own key: Ray fills `done` itself. Only the report after the result file was written has it.
+            status, error = ("finished" if m.get("trial_complete") else "stopped_early"), None
+            if status == "stopped_early" and Path(run_dir).is_dir():
+                last = {k: m[k] for k in ("step", TUNE_METRIC, "final_loss", "trial_key") if k in m}
+                (Path(run_dir) / STOPPED_FILE).write_text(json.dumps(last))
         records.append(TrialRecord(
             trial_key=key, params=params, config_hash=cfg.config_hash, status=status,
             val_loss=m.get(TUNE_METRIC), final_loss=m.get("final_loss"), steps_done=int(m.get("step") or 0),
