@@ -522,8 +522,9 @@ def ui(port: int, host: str) -> None:
 
 def _add_registry_commands() -> None:
     from tunix_rt_pipelines.registry.cli import COMMANDS
+    from tunix_rt_pipelines.tuning.cli import sweep
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, sweep):
         main.add_command(command)
 
 

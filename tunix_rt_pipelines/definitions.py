@@ -7,17 +7,25 @@ from dagster import AssetSelection, Definitions, PipesSubprocessClient, define_a
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResource, TraceStoreResource, WorkdirResource
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
-from tunix_rt_pipelines.evalsets.assets import evalset_assets
+from tunix_rt_pipelines.evalsets.assets import evalset_assets, evalset_key
+from tunix_rt_pipelines.evalsets.sensors import build_evalset_change_sensor
 from tunix_rt_pipelines.evaluation.assets import (
     build_comparison_asset,
     build_evaluation_assets,
     build_leaderboard_asset,
 )
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
-from tunix_rt_pipelines.registry.assets import GatePolicyResource, build_gate_check, build_registration_asset
+from tunix_rt_pipelines.registry.assets import (
+    GatePolicyResource,
+    build_gate_check,
+    build_registration_asset,
+    champion_evaluation_asset,
+    champion_evaluation_key,
+)
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
+from tunix_rt_pipelines.training.config import load_config
 from tunix_rt_pipelines.tuning.assets import build_sweep_assets, build_sweep_jobs, nightly_schedule
 from tunix_rt_pipelines.tuning.spec import base_config, load_sweep_spec
 
@@ -45,12 +53,18 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
                    for name in SWEEPS]
     sweep_assets = [a for assets_, _ in sweep_parts for a in assets_]
     gates += [c for _, checks in sweep_parts for c in checks]
+    # Every registered model name: training configs and sweeps. Their champions follow eval set changes.
+    model_names = [load_config(REPO_ROOT / "training" / name).name for name in TRAINING_CONFIGS]
+    model_names += [spec.name for spec in sweep_specs]
+    champion_evaluations = [champion_evaluation_asset(name, evalset_key(EVALSET)) for name in model_names]
     assets = [ingested_trace_file, dev_reasoning, synthetic_arithmetic,
               *dataset_assets(REPO_ROOT / "training" / "datasets"), *evalset_assets(REPO_ROOT / "evalsets"),
-              *training, *predictions, *evaluations, leaderboard, *comparisons, *registrations, *sweep_assets]
+              *training, *predictions, *evaluations, leaderboard, *comparisons, *registrations, *sweep_assets,
+              *champion_evaluations]
     main_job = define_asset_job(
         MAIN_JOB,
-        selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file, *sweep_assets),
+        selection=AssetSelection.all() - AssetSelection.assets(ingested_trace_file, *sweep_assets,
+                                                               *champion_evaluations),
         description="Everything that is not per inbox file: generated traces, datasets, eval sets, base model, "
                     "training, predictions, evaluations, leaderboard, gates, registration.",
     )
@@ -60,7 +74,8 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         jobs=[ingest_job, main_job, *(build_training_job(REPO_ROOT / "training" / name) for name in TRAINING_CONFIGS),
               *(job for spec in sweep_specs for job in build_sweep_jobs(spec, base_config(spec, REPO_ROOT / "training")))],
         schedules=[nightly_schedule(spec) for spec in sweep_specs if spec.name == NIGHTLY],
-        sensors=[inbox_sensor],
+        sensors=[inbox_sensor, build_evalset_change_sensor(
+            REPO_ROOT / "evalsets", [champion_evaluation_key(name) for name in model_names])],
         resources={
             "trace_store": TraceStoreResource(database_url=settings.database_url),
             "artifact_store": ArtifactStoreResource(root=str(settings.artifacts_dir)),

@@ -21,11 +21,11 @@ from tunix_rt_pipelines.core.db import dispose_engines, evaluations
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.definitions import EVALSET, build_definitions
-from tunix_rt_pipelines.evalsets.assets import evalset_assets
+from tunix_rt_pipelines.evalsets.assets import evalset_assets, evalset_key
 from tunix_rt_pipelines.evaluation.assets import build_comparison_asset, build_evaluation_assets, build_leaderboard_asset
 from tunix_rt_pipelines.evaluation.store import item_outcomes, leaderboard, save_evaluation
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
-from tunix_rt_pipelines.registry.assets import build_gate_check, build_registration_asset
+from tunix_rt_pipelines.registry.assets import build_gate_check, build_registration_asset, champion_evaluation_asset
 from tunix_rt_pipelines.registry.baselines import set_baseline
 from tunix_rt_pipelines.registry.versions import get_version
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning
@@ -52,6 +52,7 @@ class Graph:
                        *build_prediction_assets(cfg_path, EVALSET), *self.evaluations,
                        build_leaderboard_asset([k for a in self.evaluations for k in a.keys]),
                        build_comparison_asset(cfg_path), self.registration, build_gate_check(cfg_path)]
+        self.champion_evaluation = champion_evaluation_asset("graph_test", evalset_key(EVALSET))
         self.resources = build_definitions(self.settings).resources
         self.instance = DagsterInstance.local_temp(str(self.settings.dagster_home))
 
@@ -76,6 +77,7 @@ class Graph:
 def graph(tmp_path_factory):
     g = Graph(tmp_path_factory.mktemp("graph"))
     selection = [k for a in g.assets for k in a.keys if k.path[0] != "dataset" or k.path[1] == "dev_reasoning_sft"]
+    g.assets.append(g.champion_evaluation)  # materialised on its own below
     g.result = g.materialize(selection, {"ops": {
         "dev_reasoning": {"config": {"size": 120}},
         "predictions__graph_test__base": {"config": {"max_new_tokens": 16}},
@@ -136,6 +138,28 @@ def test_compare_pairs_items_and_draws_the_trained_models_loss_curve(graph):
     assert pair["n_paired"] == 100 and pair["b"] == "graph_test/trained"
     with open(out["loss_curves"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_re_evaluating_the_champion_on_the_same_eval_set_stores_nothing_new(graph):
+    result = graph.materialize([graph.champion_evaluation.key])
+    md = result.asset_materializations_for_node("champion_evaluation__graph_test")[0].metadata
+    assert md["version"].value == "graph_test:1" and md["newly_evaluated"].value is False
+    assert md["evaluation_id"].value == graph.registered["evaluation_id"].value
+
+
+def test_the_champion_is_scored_on_a_changed_eval_set_with_its_registered_sampling(graph, tmp_path):
+    from tunix_rt_pipelines.core.artifacts import ArtifactStore
+    from tunix_rt_pipelines.registry.reevaluate import evaluate_version
+
+    changed = tmp_path / "eval_v1.jsonl"
+    changed.write_text("".join(EVALSET.read_text().splitlines(keepends=True)[:-1]))
+    artifacts = ArtifactStore(graph.settings.artifacts_dir)
+    sha = artifacts.put_file(changed)
+    champion = get_version(graph.engine, "graph_test@champion")
+    record, created = evaluate_version(graph.engine, artifacts, champion, sha, graph.settings.models_dir)
+    assert created and record["n_items"] == 99 and record["label"] == "graph_test:1"
+    again, created_again = evaluate_version(graph.engine, artifacts, champion, sha, graph.settings.models_dir)
+    assert again["id"] == record["id"] and created_again is False
 
 
 def perfect_copy(engine, evaluation_id: str) -> str:

@@ -19,6 +19,8 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetChecksDefinition,
+    AutomationCondition,
+    Failure,
     ConfigurableResource,
     DataVersion,
     MaterializeResult,
@@ -28,12 +30,13 @@ from dagster import (
 )
 
 from tunix_rt_pipelines.core.lineage import latest_metadata
-from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
+from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource, WorkdirResource
 from tunix_rt_pipelines.evaluation.assets import evaluation_key
 from tunix_rt_pipelines.registry.gates import GateCheck, GatePolicy, decide_gate
 from tunix_rt_pipelines.registry.promotion import promote
 from tunix_rt_pipelines.registry.provenance import metrics_record, provenance_record
-from tunix_rt_pipelines.registry.versions import CHAMPION, alias_holder, register_version
+from tunix_rt_pipelines.registry.reevaluate import evaluate_version
+from tunix_rt_pipelines.registry.versions import CHAMPION, alias_holder, get_version, register_version
 from tunix_rt_pipelines.training.assets import checkpoint_key
 from tunix_rt_pipelines.training.config import load_config
 
@@ -170,3 +173,45 @@ def registration_asset(name: str, eval_key: AssetKey, ckpt_key: AssetKey,
         )
 
     return _model_version
+
+
+def champion_evaluation_key(name: str) -> AssetKey:
+    return AssetKey(["champion_evaluation", name])
+
+
+def champion_evaluation_asset(name: str, evalset: AssetKey) -> AssetsDefinition:
+    """``champion_evaluation/<name>``: the current champion scored on the current eval set.
+
+    Eager: it follows a new eval set (materialised by the eval-set sensor when the file changes)
+    and a new champion. Evaluating the same champion on the same eval set again stores nothing new.
+    """
+
+    @asset(
+        key=champion_evaluation_key(name),
+        deps=[model_version_key(name), evalset],
+        group_name="registry",
+        kinds={"python", "sql"},
+        code_version="1",
+        automation_condition=AutomationCondition.eager(),
+        description=f"{name}@champion evaluated on the current {evalset.to_user_string()}, so the champion gate "
+                    "compares new models with it on the same items.",
+    )
+    def _champion_evaluation(context: AssetExecutionContext, trace_store: TraceStoreResource,
+                             artifact_store: ArtifactStoreResource, workdir: WorkdirResource) -> MaterializeResult:
+        engine = trace_store.get_store().engine
+        try:
+            champion = get_version(engine, f"{name}@{CHAMPION}")
+        except LookupError as e:
+            raise Failure(f"{name} has no champion yet: nothing to re-evaluate") from e
+        evalset_sha = latest_metadata(context, evalset)["sha256"]
+        record, created = evaluate_version(engine, artifact_store.get_store(), champion, evalset_sha, workdir.models,
+                                           run_id=context.run_id)
+        context.log.info(f"{champion.label} on eval set {evalset_sha[:12]}: primary score {record['primary_score']}"
+                         + ("" if created else " (already evaluated)"))
+        return MaterializeResult(metadata={
+            "version": champion.label, "evaluation_id": record["id"], "evalset_sha256": evalset_sha,
+            "primary_score": record["primary_score"] if record["primary_score"] is not None else float("nan"),
+            "newly_evaluated": created,
+        }, data_version=DataVersion(record["id"]))
+
+    return _champion_evaluation

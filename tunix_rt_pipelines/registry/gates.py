@@ -99,6 +99,25 @@ def _baseline_check(engine: sa.Engine, evaluation: dict, b: Baseline) -> GateChe
                     lower_is_better=b.lower_is_better, max_drop=b.max_drop, max_r2w=b.max_right_to_wrong)
 
 
+def champion_reference(engine: sa.Engine, champion, evaluation: dict) -> dict | None:  # noqa: ANN001
+    """The champion's evaluation to compare ``evaluation`` with: its registered one when that is on the
+    same eval set with the same judge, else the newest such evaluation of the champion's checkpoint."""
+    from tunix_rt_pipelines.core.db import evaluations
+
+    same_question = (evaluations.c.evalset_sha256 == evaluation["evalset_sha256"]) & \
+        (evaluations.c.judge == evaluation["judge"])
+    with engine.connect() as conn:
+        row = None
+        if champion.evaluation_id:
+            row = conn.execute(sa.select(evaluations).where(evaluations.c.id == champion.evaluation_id, same_question)
+                               ).mappings().first()
+        if row is None:
+            row = conn.execute(sa.select(evaluations).where(evaluations.c.model_digest == champion.checkpoint_digest,
+                                                            same_question)
+                               .order_by(evaluations.c.created_at.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
 def _champion_check(engine: sa.Engine, evaluation: dict, champion_id: str | None, policy: GatePolicy) -> GateCheck:
     metric = "primary_score"
     if champion_id is None:
@@ -106,16 +125,12 @@ def _champion_check(engine: sa.Engine, evaluation: dict, champion_id: str | None
         return GateCheck("champion", ok, metric, metric_value(evaluation, metric), None, None, None, None,
                          "no champion yet" if ok else "the evaluation has no primary_score (nothing scored)")
     champion = get_version(engine, champion_id)
-    if champion.evaluation_id is None:
-        return GateCheck("champion", False, metric, None, None, None, None, None,
-                         f"champion {champion.label} has no evaluation to compare with")
-    with engine.connect() as conn:
-        reference = load_evaluation(conn, champion.evaluation_id)
-    if reference["evalset_sha256"] != evaluation["evalset_sha256"]:
+    reference = champion_reference(engine, champion, evaluation)
+    if reference is None:
         return GateCheck("champion", False, metric, metric_value(evaluation, metric), None, None, None, None,
-                         f"champion {champion.label} was evaluated on eval set {reference['evalset_sha256'][:12]}, "
-                         f"this evaluation on {evaluation['evalset_sha256'][:12]}: evaluate the champion on the "
-                         "same eval set first")
+                         f"champion {champion.label} has no {evaluation['judge']} evaluation on eval set "
+                         f"{evaluation['evalset_sha256'][:12]}: evaluate the champion on it first "
+                         f"(the champion_evaluation asset does when an eval set changes)")
     return _compare(engine, "champion", metric, evaluation, reference["id"], metric_value(reference, metric) or 0.0,
                     lower_is_better=False, max_drop=policy.max_drop_vs_champion,
                     max_r2w=policy.max_right_to_wrong_vs_champion)

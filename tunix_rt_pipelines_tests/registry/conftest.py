@@ -13,7 +13,8 @@ from tunix_rt_pipelines.evaluation.store import evaluation_id, save_evaluation
 EVALSET = "e" * 64
 
 
-def store_evaluation(engine, tag: str, outcomes: str, *, evalset: str = EVALSET) -> str:  # noqa: ANN001
+def store_evaluation(engine, tag: str, outcomes: str, *, evalset: str = EVALSET,  # noqa: ANN001
+                     model_digest: str = "m" * 64) -> str:
     """Save an evaluation whose item i is correct where ``outcomes[i] == "1"``; returns its id."""
     rows = [{"item_id": f"item{i:03d}", "outcome": "correct" if o == "1" else "wrong", "extracted": o,
              "extractor": "marker_hash", "strict_match": o == "1", "flexible_match": o == "1",
@@ -23,7 +24,7 @@ def store_evaluation(engine, tag: str, outcomes: str, *, evalset: str = EVALSET)
     eid = evaluation_id(tag.ljust(64, "0")[:64], "answer_correctness@v1")
     save_evaluation(engine, {
         "id": eid, "label": tag, "judge": "answer_correctness@v1", "predictions_sha256": tag.ljust(64, "0")[:64],
-        "evalset_sha256": evalset, "model_digest": "m" * 64, "config_name": "smoke", "config_hash": "c" * 64,
+        "evalset_sha256": evalset, "model_digest": model_digest, "config_name": "smoke", "config_hash": "c" * 64,
         "dataset_digest": "d" * 64, "backend": "torch", "primary_score": card["primary_score"],
         "n_items": card["n_items"], "n_scored": card["n_scored"], "n_invalid": 0, "scorecard": card, "run_id": None,
     }, rows)

@@ -61,7 +61,15 @@ def test_the_champion_check_fails_on_a_regression_against_the_holder(engine, art
 def test_a_champion_from_another_eval_set_is_not_compared(engine, artifacts, checkpoint):
     champion_from(engine, artifacts, checkpoint, store_evaluation(engine, "champ", "11", evalset="f" * 64))
     decision = decide_gate(engine, store_evaluation(engine, "new", "11"), "smoke")
-    assert not decision.passed and "same eval set" in decision.checks[0].reason
+    assert not decision.passed and "evaluate the champion on it first" in decision.checks[0].reason
+
+
+def test_a_champion_re_evaluated_on_the_new_eval_set_is_compared_there(engine, artifacts, checkpoint):
+    champion = champion_from(engine, artifacts, checkpoint, store_evaluation(engine, "champ", "11", evalset="f" * 64))
+    store_evaluation(engine, "champ-again", "1100", model_digest=champion.checkpoint_digest)  # on EVALSET
+    decision = decide_gate(engine, store_evaluation(engine, "new", "1110"), "smoke")
+    (check,) = decision.checks
+    assert decision.passed and check.reference == 0.5 and check.wrong_to_right == 1
 
 
 def test_deciding_the_same_question_twice_returns_the_stored_decision(engine):
