@@ -119,6 +119,9 @@ def build_sweep_assets(spec_path: Path, training_dir: Path, evalset_path: Path) 
             "ray": timing.get("where", ""),
             "ray_start_s": round(timing["ray_start_s"], 2),
             "tune_s": round(timing["tune_s"], 2),
+            # Seconds some trial was training, and the sum over trials (over tune_s x concurrency: slot use).
+            "train_busy_s": round(timing.get("train_busy_s", 0.0), 2),
+            "train_s_sum": round(timing.get("train_s_sum", 0.0), 2),
             "trial_table": MetadataValue.table(
                 records=[TableRecord({"trial": t.trial_key, "status": t.status, "origin": t.origin,
                                       "val_loss": t.val_loss if t.val_loss is not None else float("nan"),

@@ -76,6 +76,7 @@ def _trainable(params: dict, *, spec: SweepSpec, base: TrainingConfig, inputs: S
     from tunix_rt_pipelines.training.job import run_training
 
     torch.set_num_threads(max(1, int(spec.cpus_per_trial)))
+    t_start = time.time()  # wall clock: intervals of different workers are compared
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "trial.yaml"
     config_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
@@ -87,13 +88,14 @@ def _trainable(params: dict, *, spec: SweepSpec, base: TrainingConfig, inputs: S
         # The last step's validation loss is reported once, after the result is written: Ray ends a
         # trial whose report reaches ASHA's max_t, and this one must get to write its result first.
         if s.val_loss is not None and s.step < cfg.steps:
-            tune.report({"step": s.step, TUNE_METRIC: s.val_loss, "final_loss": s.loss, "trial_key": key})
+            tune.report({"step": s.step, TUNE_METRIC: s.val_loss, "final_loss": s.loss, "trial_key": key,
+                         "t_start": t_start, "t_end": time.time()})
 
     job = TrainingJob(config_path=str(config_path), model_dir=inputs.model_dir, train_jsonl=inputs.train_jsonl,
                       validation_jsonl=inputs.validation_jsonl, run_dir=str(run_dir))
     result = run_training(job, say=lambda m: print(f"[{key}] {m}", flush=True), log=log)
     tune.report({"step": result.steps, TUNE_METRIC: result.final_val_loss, "final_loss": result.final_loss,
-                 "trial_key": key, "reused": False,
+                 "trial_key": key, "reused": False, "t_start": t_start, "t_end": time.time(),
                  "trial_complete": True})
 
 
@@ -198,7 +200,19 @@ def run_trials(
             val_loss=m.get(TUNE_METRIC), final_loss=m.get("final_loss"), steps_done=int(m.get("step") or 0),
             run_dir=run_dir, error=error, origin=origin))
     say(f"sweep {spec.name}: " + ", ".join(f"{r.trial_key} {r.status} val_loss {r.val_loss}" for r in records))
-    return records, {"ray_start_s": t_ray, "tune_s": t_tune, "where": where}
+    intervals = [(m["t_start"], m["t_end"]) for m in (r.metrics or {} for r in grid) if "t_start" in m]
+    return records, {"ray_start_s": t_ray, "tune_s": t_tune, "where": where,
+                     "train_s_sum": sum(b - a for a, b in intervals), "train_busy_s": _union(intervals)}
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one trial was training (from its start to its last report)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 def spec_as_dict(spec: SweepSpec) -> dict:
