@@ -16,6 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Our revision table. Dagster's storage (dagster-postgres) keeps its own Alembic revision in
+# `alembic_version`; the shared deployment puts both in one database, so ours has its own name.
+VERSION_TABLE = "tunix_rt_alembic_version"
+_OUR_REVISIONS = ("0001", "0002", "0003", "0004")  # revisions an older home may hold in alembic_version
 _ADVISORY_LOCK_KEY = 0x7475_6E69  # "tuni"
 
 
@@ -31,7 +35,19 @@ def head_revision() -> str:
 
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _adopt_legacy_version_table(conn: sa.Connection) -> None:
+    """Homes made before VERSION_TABLE recorded our revision in ``alembic_version``: carry it over."""
+    inspector = sa.inspect(conn)
+    if inspector.has_table(VERSION_TABLE) or not inspector.has_table("alembic_version"):
+        return
+    revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    if revision in _OUR_REVISIONS:
+        conn.execute(sa.text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"), {"r": revision})
+        conn.execute(sa.text("DROP TABLE alembic_version"))
 
 
 def migrate(engine: sa.Engine) -> None:
@@ -41,5 +57,6 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+        _adopt_legacy_version_table(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -1,8 +1,9 @@
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tunix_rt_pipelines.core.db import make_engine, metadata
-from tunix_rt_pipelines.core.migrate import current_revision, head_revision, migrate
+from tunix_rt_pipelines.core.migrate import VERSION_TABLE, current_revision, head_revision, migrate
 
 
 def test_migrations_build_exactly_the_declared_tables(store_url):
@@ -11,5 +12,28 @@ def test_migrations_build_exactly_the_declared_tables(store_url):
     migrate(engine)  # idempotent
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), metadata)
     assert diff == []
+
+
+def test_another_tools_alembic_version_in_the_same_database_is_left_alone(store_url):
+    """Dagster's storage keeps its own revision in alembic_version when it shares our database."""
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('29b539ebc72a')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "29b539ebc72a"
+    assert current_revision(engine) == head_revision()
+
+
+def test_a_home_migrated_before_the_own_version_table_is_carried_over(store_url):
+    engine = make_engine(store_url)
+    migrate(engine)
+    with engine.begin() as conn:  # what an older home looks like: our revision in alembic_version
+        conn.execute(sa.text(f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version"))
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).has_table("alembic_version")
