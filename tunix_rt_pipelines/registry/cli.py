@@ -150,6 +150,24 @@ def registry_download(ref: str, out_dir: Path) -> None:
     click.echo(f"wrote {download(engine, artifacts, ref, out_dir)} (sha256 verified)")
 
 
+@registry.command("serve")
+@click.argument("ref")
+@click.option("--host", default="127.0.0.1", show_default=True, help="No authentication: keep it on loopback.")
+@click.option("--port", default=8000, show_default=True)
+@_clear_errors
+def registry_serve(ref: str, host: str, port: int) -> None:
+    """Serve a version behind a minimal OpenAI-compatible API (e.g. as an llm_judge model)."""
+    from tunix_rt_pipelines.inference.openai_server import serve
+    from tunix_rt_pipelines.registry.download import download
+    from tunix_rt_pipelines.registry.versions import get_version
+
+    engine, artifacts = _engine_and_artifacts()
+    version = get_version(engine, ref)
+    folder = download(engine, artifacts, version.id, Settings.from_env().models_dir / "registry")
+    serve(folder, host, port, name=version.label, device=version.config.get("device", "auto"),
+          dtype=version.config.get("precision", "fp32"))
+
+
 @click.group()
 def baseline() -> None:
     """Regression baselines the gate checks new evaluations against."""
