@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"
 
+echo "== chromium for the UI browser test"
+bash scripts/install_chromium.sh
+
 echo "== pytest"
 set +e
 "$BIN/python" -m pytest "$@"
