@@ -125,6 +125,7 @@ evaluations = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "evalset_sha256", "primary_score"),
     sa.Index(None, "config_name"),
+    sa.Index(None, "label", "created_at"),  # compare and rescore name evaluations by label (bench/eval)
 )
 
 item_scores = sa.Table(

@@ -19,7 +19,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Our revision table. Dagster's storage (dagster-postgres) keeps its own Alembic revision in
 # `alembic_version`; the shared deployment puts both in one database, so ours has its own name.
 VERSION_TABLE = "tunix_rt_alembic_version"
-_OUR_REVISIONS = ("0001", "0002", "0003", "0004")  # revisions an older home may hold in alembic_version
+_OUR_REVISIONS = ("0001", "0002", "0003", "0004", "0005")  # revisions an older home may hold in alembic_version
 _ADVISORY_LOCK_KEY = 0x7475_6E69  # "tuni"
 
 

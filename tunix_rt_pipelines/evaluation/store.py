@@ -65,10 +65,13 @@ def leaderboard(
 
 def resolve_evaluation(engine: sa.Engine, ref: str) -> str:
     """The evaluation id named by ``ref``: a unique id prefix, or a label (its newest evaluation)."""
+    ids: list[str] = []
     with engine.connect() as conn:
-        ids = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.id.like(f"{ref}%"))).scalars().all()
-        if len(ids) == 1:
-            return ids[0]
+        # Only hex can start an id: a label (e.g. smoke_tiny/trained) skips the prefix scan.
+        if ref and all(c in "0123456789abcdef" for c in ref):
+            ids = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.id.startswith(ref))).scalars().all()
+            if len(ids) == 1:
+                return ids[0]
         newest = conn.execute(sa.select(evaluations.c.id).where(evaluations.c.label == ref)
                               .order_by(evaluations.c.created_at.desc()).limit(1)).scalar()
     if newest is None:
