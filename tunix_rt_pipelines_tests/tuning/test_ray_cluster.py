@@ -1,6 +1,7 @@
 """Sweeps join an existing Ray cluster named by RAY_ADDRESS: here a head started as its own process."""
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +30,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# A cluster with token authentication, as a shared one should run: head and drivers get the token
+# from the environment (no ~/.ray/auth_token needed; without one the head would run without auth).
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
 @pytest.fixture
 def ray_head():
     port = free_port()
@@ -36,7 +42,8 @@ def ray_head():
     ray_bin = Path(sys.executable).with_name("ray")
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **AUTH})
     yield f"127.0.0.1:{port}"
     os.killpg(head.pid, signal.SIGTERM)
     head.wait(timeout=60)
@@ -44,9 +51,7 @@ def ray_head():
 
 
 def test_a_sweep_joins_the_cluster_named_by_ray_address(ray_head):
-    # `ray start` (Ray 2.60) turns on token authentication; drivers must opt in and find the token
-    # (~/.ray/auth_token, written by the head, or RAY_AUTH_TOKEN).
-    env = {**os.environ, "RAY_ADDRESS": ray_head, "RAY_AUTH_MODE": "token"}
+    env = {**os.environ, "RAY_ADDRESS": ray_head, **AUTH}
     deadline = time.time() + 90
     while True:  # the head needs a few seconds before it accepts drivers
         probe = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
