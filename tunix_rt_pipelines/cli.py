@@ -61,7 +61,7 @@ def stage_into_inbox(paths: list[Path], settings: Settings, instance) -> list[st
     """
     from tunix_rt_pipelines.core.resources import safe_name
     from tunix_rt_pipelines.traces.assets import inbox_files
-    from tunix_rt_pipelines.traces.ingest import file_sha256
+    from tunix_rt_pipelines.core.artifacts import file_sha256
 
     keys = []
     for path in paths:

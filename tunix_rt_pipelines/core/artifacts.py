@@ -16,6 +16,15 @@ from pathlib import Path
 _HEX = frozenset("0123456789abcdef")
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file, read in 1 MiB chunks (model weights do not fit in memory twice)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class ArtifactIntegrityError(RuntimeError):
     """A stored blob no longer matches its name (tampered with or corrupted)."""
 
@@ -40,11 +49,7 @@ class ArtifactStore:
         return digest
 
     def put_file(self, source: Path) -> str:
-        h = hashlib.sha256()
-        with source.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest = file_sha256(source)
         target = self.path_for(digest)
         if not target.exists():
             with source.open("rb") as src:
@@ -58,11 +63,7 @@ class ArtifactStore:
         return data
 
     def verify(self, digest: str) -> None:
-        h = hashlib.sha256()
-        with self.path_for(digest).open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        if h.hexdigest() != digest:
+        if file_sha256(self.path_for(digest)) != digest:
             raise ArtifactIntegrityError(f"artefact {digest} does not match its sha256: refusing to use it")
 
     def _write_atomically(self, target: Path, write) -> None:  # noqa: ANN001

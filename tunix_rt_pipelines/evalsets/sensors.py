@@ -8,16 +8,12 @@ materialised under this key.
 """
 
 # No `from __future__ import annotations`: Dagster reads annotations at runtime.
-import hashlib
 from pathlib import Path
 
 from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.evalsets.assets import evalset_key
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_evalset_change_sensor(folder: Path, champion_evaluations: list[AssetKey], *,

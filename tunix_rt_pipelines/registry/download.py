@@ -7,23 +7,14 @@ reaches the caller as a model. A refused download leaves nothing at the destinat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from tunix_rt_pipelines.core.artifacts import ArtifactIntegrityError, ArtifactStore, get_tree
+from tunix_rt_pipelines.core.artifacts import ArtifactIntegrityError, ArtifactStore, file_sha256, get_tree
 from tunix_rt_pipelines.registry.versions import get_version
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(engine: sa.Engine, artifacts: ArtifactStore, ref: str, out_dir: Path) -> Path:
@@ -33,7 +24,7 @@ def download(engine: sa.Engine, artifacts: ArtifactStore, ref: str, out_dir: Pat
     manifest = json.loads(artifacts.get_bytes(version.checkpoint_digest))
     get_tree(artifacts, version.checkpoint_digest, dest)
     for rel, entry in manifest["files"].items():
-        if _sha256(dest / rel) != entry["sha256"]:
+        if file_sha256(dest / rel) != entry["sha256"]:
             shutil.rmtree(dest, ignore_errors=True)
             raise ArtifactIntegrityError(f"{version.label}: {rel} does not match its sha256 after download")
     return dest

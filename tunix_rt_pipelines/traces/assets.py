@@ -23,8 +23,9 @@ from dagster import (
     sensor,
 )
 
+from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.resources import InboxResource, TraceStoreResource
-from tunix_rt_pipelines.traces.ingest import file_sha256, ingest_file
+from tunix_rt_pipelines.traces.ingest import ingest_file
 from tunix_rt_pipelines.traces.store import StoreError
 
 inbox_files = DynamicPartitionsDefinition(name="inbox_files")

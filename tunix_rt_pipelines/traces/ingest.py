@@ -10,13 +10,13 @@ stored for the first time, ``duplicate`` were already stored (by content hash) a
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.traces.parse import Rejection, parse_record
 from tunix_rt_pipelines.traces.reader import RawRecord, iter_records
 from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
@@ -56,14 +56,6 @@ class IngestReport:
             "rejected": self.rejected,
             "resumed": self.resumed,
         }
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ingest_file(
