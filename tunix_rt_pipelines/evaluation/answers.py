@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tunix_rt_pipelines.evaluation.extraction import MARKER_HASH, NONE, extract, locate, strip_think
-from tunix_rt_pipelines.evaluation.lm_eval import clean, clean_reference, flexible_answer, strict_answer
+from tunix_rt_pipelines.evaluation.lm_eval import INVALID, clean, clean_reference, flexible_answer, strict_answer
 from tunix_rt_pipelines.evaluation.normalize import is_plain_int, same_answer
 
 METRIC = "answer_correctness@v1"
@@ -46,6 +46,7 @@ class ItemScore:
     metric: str = METRIC
 
 
+_STRICT_NOTHING = clean(INVALID)
 _INTERNED: dict[tuple, ItemScore] = {}
 _INTERN_LIMIT = 1 << 16
 
@@ -75,30 +76,34 @@ def score_item(output: str, expected: str) -> ItemScore:
     if type(expected) is not str:
         expected = str(expected)
     expected_int, reference = _reference(expected)
+    i = output.rfind("#### ")
     # Fast path, the shape our models are trained to produce: the output ends in "#### N" (N a
-    # plain integer) and holds no think tag and no other marker. Then our answer, lm-eval's
-    # flexible answer and (when that marker is the first "#### ") its strict answer are all N,
-    # which lm-eval's cleanup leaves as it is.
-    if "<" not in output and "boxed" not in output and "nswer" not in output and "NSWER" not in output:
-        i = output.rfind("#### ")
-        if i >= 0:
-            answer = output[i + 5:]
-            if (answer.isdigit() or (answer[:1] == "-" and answer[1:].isdigit())) and answer.isascii():
-                flexible = answer == reference
-                strict = flexible if output.find("#### ") == i else clean(strict_answer(output)) == reference
-                if answer == expected:
-                    correct = True
-                elif expected_int is not None:
-                    correct = int(answer) == expected_int
-                else:
-                    correct = same_answer(answer, expected)
-                return _item_score("correct" if correct else "wrong", answer, MARKER_HASH, strict, flexible)
-    strict = clean(strict_answer(output)) == reference
+    # plain integer) and holds no think tag. That marker is then the last one by position, so
+    # whatever markers come before it lose; our answer, lm-eval's flexible answer and (when it
+    # is the first "#### ") its strict answer are all N, which lm-eval's cleanup leaves as it is.
+    if i >= 0 and "<" not in output:
+        answer = output[i + 5:]
+        if (answer.isdigit() or (answer[:1] == "-" and answer[1:].isdigit())) and answer.isascii():
+            flexible = answer == reference
+            strict = flexible if output.find("#### ") == i else clean(strict_answer(output)) == reference
+            if answer == expected:
+                correct = True
+            elif expected_int is not None:
+                correct = int(answer) == expected_int
+            else:
+                correct = same_answer(answer, expected)
+            return _item_score("correct" if correct else "wrong", answer, MARKER_HASH, strict, flexible)
+    # Without any "#### ", lm-eval's strict filter finds nothing: "[invalid]", cleaned.
+    strict = clean(strict_answer(output)) == reference if i >= 0 else reference == _STRICT_NOTHING
     flexible = clean(flexible_answer(output)) == reference
-    answer, extractor, _ = locate(strip_think(output))
+    answer, extractor, _ = locate(strip_think(output) if "<" in output else output)
     if answer is None:
         return _item_score("invalid", None, NONE, strict, flexible)
-    return _item_score("correct" if same_answer(answer, expected) else "wrong", answer, extractor, strict, flexible)
+    if expected_int is not None and is_plain_int(answer):
+        correct = int(answer) == expected_int
+    else:
+        correct = same_answer(answer, expected)
+    return _item_score("correct" if correct else "wrong", answer, extractor, strict, flexible)
 
 
 def score_items(records: Iterable[Mapping]) -> list[ItemScore]:

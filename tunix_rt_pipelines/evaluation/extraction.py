@@ -54,9 +54,15 @@ _THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
 _ANSWER = re.compile(r"(?:\b[Aa]nswer|\bANSWER)\**\s*\**[:：]")
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _BOXED = re.compile(r"\\boxed\s*\{")
-# Unicode minus and dashes read as a minus sign; they are folded to '-' before numbers are searched.
-DASHES = str.maketrans({c: "-" for c in "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"})
-_NUMBER = re.compile(r"(?:(?<![0-9A-Za-z)\]])-)?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?(?:/\d+)?")
+# Unicode minus and dashes read as a minus sign (folded to '-' in the extracted number).
+_DASH_CHARS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
+DASHES = str.maketrans({c: "-" for c in _DASH_CHARS[1:]})
+# A minus is any of the dashes: matching them in place gives the same numbers, at the same
+# positions, as folding the text first (no character the look-behind tests is a dash), without
+# translating a whole long output; only the match is folded.
+_NUMBER = re.compile(
+    rf"(?:(?<![0-9A-Za-z)\]])[{_DASH_CHARS}])?(?:\d{{1,3}}(?:,\d{{3}})+(?![\d])|\d+)(?:\.\d+)?(?:/\d+)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +141,20 @@ def locate(text: str) -> tuple[str | None, str, int]:
         if best_start >= 0:
             best_extractor = MARKER_HASH
     if "nswer" in text or "NSWER" in text:
-        for m in _ANSWER.finditer(text):
-            if m.start() > best_start:
+        # _ANSWER has no literal prefix, so finditer would try it at every position of a long
+        # output: anchor it instead one character before each "nswer"/"NSWER", last first.
+        hi = len(text)
+        while True:
+            j = max(text.rfind("nswer", 1, hi), text.rfind("NSWER", 1, hi))
+            if j - 1 <= best_start:  # also when neither is left (j = -1)
+                break
+            m = _ANSWER.match(text, j - 1)
+            if m is not None:
                 answer = _rest_of_line(text, m.end())
                 if answer:
-                    best_start, best_answer, best_extractor = m.start(), answer, MARKER_ANSWER
+                    best_start, best_answer, best_extractor = j - 1, answer, MARKER_ANSWER
+                    break
+            hi = j + 4  # next: occurrences that start before j
     if "boxed" in text:
         for m in _BOXED.finditer(text):
             if m.start() > best_start:
@@ -153,19 +168,19 @@ def locate(text: str) -> tuple[str | None, str, int]:
 
 def last_number(text: str) -> tuple[str | None, str, int]:
     """(number, "last_number", start) of the last number in ``text``; (None, "none", -1) when there is none."""
-    folded = text.translate(DASHES) if not text.isascii() else text
-    # The last line holding a number holds the last number: search backwards line by line
-    # before falling back to the whole text (numbers never span a newline).
-    pos = folded.rfind("\n") + 1
+    # The last line holding a number holds the last number: search the last line before
+    # falling back to the whole text (numbers never span a newline).
+    pos = text.rfind("\n") + 1
     m = None
-    for m in _NUMBER.finditer(folded, pos):  # noqa: B007
+    for m in _NUMBER.finditer(text, pos):  # noqa: B007
         pass
     if m is None and pos:
-        for m in _NUMBER.finditer(folded, 0, pos):  # noqa: B007
+        for m in _NUMBER.finditer(text, 0, pos):  # noqa: B007
             pass
     if m is None:
         return None, NONE, -1
-    return m.group(), LAST_NUMBER, m.start()
+    number = m.group()
+    return (number if number.isascii() else number.translate(DASHES)), LAST_NUMBER, m.start()
 
 
 def extract_answer(output: str) -> Extraction:

@@ -52,11 +52,11 @@ def flexible_answer(output: str) -> str:
     # Matches never span a newline, so the last match lies in the last line that has one:
     # try the last line before scanning the whole output (same result, less work).
     pos = output.rfind("\n") + 1
-    found = FLEXIBLE.findall(output, pos) if pos else None
+    found = FLEXIBLE.findall(output, pos)
+    if not found and pos:
+        found = FLEXIBLE.findall(output, 0, pos)
     if not found:
-        found = FLEXIBLE.findall(output)
-        if not found:
-            return INVALID
+        return INVALID
     a, b = found[-1]
     return (a or b).strip()
 

@@ -87,6 +87,22 @@ def test_last_number_reads_a_minus_sign_but_not_a_hyphen():
     assert extract("the city has 6,146,249 people") == ("6,146,249", "last_number")
 
 
+def test_last_number_folds_a_unicode_minus_in_non_ascii_text():
+    assert extract("3 × 4 = 12 and 5 − 8 = −3") == ("-3", "last_number")  # the "−" of "5 − 8" is a minus too
+    assert extract("été: −7 °C\nthen ‒ nothing") == ("-7", "last_number")
+
+
+def test_answer_marker_needs_a_word_boundary_and_the_last_one_wins():
+    assert extract("Ranswer: 5") == ("5", "last_number")
+    assert extract("Answer: 3\nANSWER: 4\nanswer: 5") == ("5", "marker_answer")
+    assert extract("Answer: 3\nthe answer: ") == ("3", "marker_answer")  # an empty marker is skipped
+
+
+def test_a_final_hash_marker_beats_earlier_markers_of_other_kinds():
+    for earlier in ("Answer: 5", "\\boxed{5}", "**Final answer:** 5."):
+        assert score_item(f"{earlier}\nwait, no.\n#### 7", "7") == ItemScore("correct", "7", "marker_hash", True, True)
+
+
 def test_item_score_records_how_the_answer_was_found():
     s = score_item("2 + 2 = 4\n#### 4", "4")
     assert s == ItemScore("correct", "4", "marker_hash", True, True)
