@@ -14,11 +14,11 @@ times on the same batch in that process and reports the first call and the faste
   left-padded by the tokenizer, ``max_new_tokens``; timed around ``generate`` only.
 * ``ours-torch``: ``inference.torch_generate.generate`` (loads the model on each call: the
   timing is the batch's generate time, ``latency_s × n``, and the call's wall time separately).
-* ``ours-jax``: ``inference.jax_generate.generate``, the same two numbers. Each call builds a new
-  Tunix ``Sampler`` (its jitted functions are per instance), so the second call compiles again
-  unless a jit cache hits: the report shows it. To separate compile from decoding, the mode also
-  times the same number of passes straight on one ``Sampler`` (``sampler_direct``): the first (compile + run)
-  and the fastest later one (run only); compile ≈ their difference.
+* ``ours-jax``: ``inference.jax_generate.generate``, the same two numbers. The first call loads the
+  model and compiles; later calls reuse the kept model and ``Sampler`` (its jitted functions are per
+  instance), so they compile nothing. To separate compile from decoding, the mode also times the
+  same number of passes straight on one fresh ``Sampler`` (``sampler_direct``): the first (compile +
+  run) and the fastest later one (run only); compile ≈ their difference.
 
 Generated tokens are counted per row up to and including the first EOS (random weights seldom
 emit it, so nearly every row gives ``max_new_tokens``); tokens/s = generated tokens / seconds.

@@ -13,6 +13,8 @@ Modes, per size, each in its own process so peak RSS (``ru_maxrss``) is its own:
   global-norm clip, ``optimizer.step()``. The same examples in the same (seeded) order.
 * ``ours-torch``: ``training.torch_backend.train`` itself (the real loop, packing on), with
   ``log_every=1``, no evaluation and one checkpoint at the end.
+* ``ours-torch-compile``: the same loop with ``compile: true`` (the decoder under ``torch.compile``;
+  the compiling first step is reported as ``compile_s`` and lies outside the timed window).
 * ``ours-jax``: ``training.jax_backend.train`` itself (Tunix ``PeftTrainer``), the same settings.
 * ``hf-reference-tokmatched`` (optional, not in the default set): the HF loop with as many examples
   per batch as one of our packed batches holds, i.e. the same tokens per optimizer step.
@@ -57,7 +59,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CONFIGS = {"tiny": ROOT / "training" / "smoke_tiny.yaml", "10m": ROOT / "training" / "bench_10m.yaml"}
-DEFAULT_MODES = "hf-reference,ours-torch,ours-jax"
+DEFAULT_MODES = "hf-reference,ours-torch,ours-torch-compile,ours-jax"
 
 
 def loadavg() -> list[float]:
@@ -152,13 +154,14 @@ def _window(history: list[dict], warmup: int) -> dict:
             "step_s_min": min(step_times), "first_step_s": by_step[1]["elapsed_s"]}
 
 
-def child_ours(backend: str, size: str, model_dir: str, pairs_path: str, warmup: int, timed: int) -> dict:
+def child_ours(backend: str, size: str, model_dir: str, pairs_path: str, warmup: int, timed: int,
+               compile_: bool = False) -> dict:
     from tunix_rt_pipelines.training.config import load_config
 
     cfg = load_config(CONFIGS[size])
     steps = warmup + timed
     cfg = cfg.replace(backend=backend, steps=steps, log_every=1, eval_every=0, checkpoint_every=steps,
-                      keep_checkpoints=1)
+                      keep_checkpoints=1, compile=compile_)
     tok, examples, stats = _setup(model_dir, pairs_path, cfg.seq_len)
     if backend == "torch":
         from tunix_rt_pipelines.training import torch_backend as mod
@@ -278,6 +281,8 @@ def child(args: argparse.Namespace) -> None:
     elif args.child in ("ours-torch", "ours-jax"):
         out = child_ours(args.child.removeprefix("ours-"), args.size, args.model_dir, args.pairs, args.warmup,
                          args.timed)
+    elif args.child == "ours-torch-compile":
+        out = child_ours("torch", args.size, args.model_dir, args.pairs, args.warmup, args.timed, compile_=True)
     else:
         raise SystemExit(f"unknown mode {args.child}")
     out["peak_rss_mb"] = peak_rss_mb()
@@ -374,7 +379,8 @@ def main() -> None:
                   f"[{r['batch']}; process {r['process_wall_s']:.0f}s]", flush=True)
         m = sr["modes"]
         ratios = {}
-        for a, b in (("ours-torch", "hf-reference"), ("ours-jax", "hf-reference"), ("ours-jax", "ours-torch"),
+        for a, b in (("ours-torch", "hf-reference"), ("ours-torch-compile", "hf-reference"),
+                     ("ours-torch-compile", "ours-torch"), ("ours-jax", "hf-reference"), ("ours-jax", "ours-torch"),
                      ("ours-torch", "hf-reference-tokmatched"), ("ours-jax", "hf-reference-tokmatched")):
             if a in m and b in m:
                 ratios[f"{a} / {b}"] = m[a]["tokens_per_s"] / m[b]["tokens_per_s"]

@@ -4,12 +4,18 @@ Every distinct input shape costs a JAX compile (seconds), so shapes are kept few
 are sorted by length and batched, each batch is padded on the left to a power-of-two
 bucket, the last batch is filled up to ``batch_size`` with copies (outputs dropped), and
 one KV cache size serves all batches.
+
+A ``Sampler`` keeps its compiled functions, so the loaded model and its samplers are kept
+between calls (the last two model folders, keyed by their files' names, sizes and mtimes:
+a folder rewritten in place is loaded again). A second call on the same model and shapes
+compiles nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import jax
@@ -55,6 +61,37 @@ def _bucket(n: int) -> int:
     return max(16, 1 << (n - 1).bit_length())
 
 
+def _folder_key(model_dir: Path) -> tuple:
+    """Cheap identity of a model folder's current contents: each file's name, size and mtime."""
+    return tuple(sorted((p.name, st.st_size, st.st_mtime_ns)
+                        for p in Path(model_dir).iterdir() if p.is_file() for st in (p.stat(),)))
+
+
+@lru_cache(maxsize=2)
+def _load(model_dir: str, folder_key: tuple, device_kind: str, dtype: str):  # noqa: ANN202, ARG001  (key only)
+    """(prompt tokenizer, Tunix model) of a folder, kept while its files are unchanged."""
+    from transformers import AutoTokenizer
+
+    from tunix_rt_pipelines.training.jax_backend import load_model
+
+    tokenizer = _PromptTokenizer(AutoTokenizer.from_pretrained(model_dir))
+    with jax.default_device(jax.devices(device_kind)[0]):
+        model = load_model(Path(model_dir), dtype=dtype)
+    return tokenizer, model
+
+
+@lru_cache(maxsize=4)
+def _sampler(model_dir: str, folder_key: tuple, device_kind: str, dtype: str, cache_size: int):  # noqa: ANN202
+    """A Sampler for that model and KV cache size: its jitted prefill and decode are compiled once per shape."""
+    from tunix.generate import sampler as sampler_lib
+
+    tokenizer, model = _load(model_dir, folder_key, device_kind, dtype)
+    cfg = model.config
+    cache = sampler_lib.CacheConfig(cache_size=cache_size, num_layers=cfg.num_layers, num_kv_heads=cfg.num_kv_heads,
+                                    head_dim=cfg.head_dim)
+    return sampler_lib.Sampler(model, tokenizer, cache)
+
+
 def generate(
     model_dir: Path,
     prompts: Sequence[str],
@@ -68,27 +105,18 @@ def generate(
     dtype: str = "fp32",
 ) -> list[Generation]:
     """Complete each prompt (greedy when ``temperature == 0``), stopping at EOS; results in prompt order."""
-    from transformers import AutoTokenizer
-    from tunix.generate import sampler as sampler_lib
-
-    from tunix_rt_pipelines.training.jax_backend import load_model
-
     if not prompts:
         return []
     if max_new_tokens <= 0 or batch_size <= 0:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) and batch_size ({batch_size}) must be > 0")
     info = resolve_jax_devices(device)
-    tokenizer = _PromptTokenizer(AutoTokenizer.from_pretrained(str(model_dir)))
+    key = (str(Path(model_dir).resolve()), _folder_key(model_dir), info.kind, dtype)
+    tokenizer, _ = _load(*key)
     lengths = [len(tokenizer.encode(p)) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a bucket
 
     with jax.default_device(jax.devices(info.kind)[0]):
-        model = load_model(Path(model_dir), dtype=dtype)
-        cfg = model.config
-        cache = sampler_lib.CacheConfig(
-            cache_size=_bucket(max(lengths)) + max_new_tokens,  # one cache shape for every batch
-            num_layers=cfg.num_layers, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim)
-        sampler = sampler_lib.Sampler(model, tokenizer, cache)
+        sampler = _sampler(*key, _bucket(max(lengths)) + max_new_tokens)  # one cache shape for every batch
 
         results: list[Generation | None] = [None] * len(prompts)
         for start in range(0, len(order), batch_size):

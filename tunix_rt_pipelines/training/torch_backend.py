@@ -173,14 +173,19 @@ def accumulate_gradients(
 def evaluate(
     model: PreTrainedModel, batches: Iterator[stream.TokenBatch], device: torch.device, *, bf16: bool = False
 ) -> float | None:
-    """Target-token-weighted mean loss over ``batches``; None when they hold no target."""
+    """Target-token-weighted mean loss over ``batches``; None when they hold no target.
+
+    Eager even when the decoder was compiled for training: a few no-grad batches would
+    otherwise pay a second compile (eval mode, no autograd) that costs more than they take.
+    """
     was_training = model.training
     model.eval()
     total, n = 0.0, 0
-    for batch in batches:
-        with _autocast(device, bf16):
-            total += token_loss_sum(model, batch, device).item()
-        n += _n_targets(batch)
+    with torch.compiler.set_stance("force_eager"):
+        for batch in batches:
+            with _autocast(device, bf16):
+                total += token_loss_sum(model, batch, device).item()
+            n += _n_targets(batch)
     model.train(was_training)
     return total / n if n else None
 
@@ -393,6 +398,11 @@ def train(
         add_lora(model, cfg.lora)
     params = list(_trainable(model).values())
     optimizer = _make_optimizer(cfg.optimizer, params, device)
+    if cfg.compile:
+        # In place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
+        # eager model. Static shapes: every packed batch is [batch_size, seq_len]. The loss head
+        # stays eager: it selects target rows, a data-dependent shape.
+        model.get_decoder().compile(dynamic=False)
 
     ckpt_root = run_dir / "checkpoints"
     state = resume(ckpt_root, model, optimizer, cfg)
@@ -407,6 +417,8 @@ def train(
     window: list[float] = []  # per-step losses since the last log
     tokens = 0
     train_s = 0.0  # time in optimizer steps only: evaluation and checkpoints excluded
+    timed_tokens = 0  # tokens of the steps in train_s
+    compile_s = 0.0  # with cfg.compile: the first step's wall time (compile + one step), as JAX reports it
     while step < cfg.steps:
         t0 = time.perf_counter()
         lr = learning_rate(cfg.optimizer, cfg.steps, step)
@@ -421,8 +433,13 @@ def train(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        tokens += sum(b.n_real_tokens for b in micro)
-        train_s += time.perf_counter() - t0
+        step_tokens = sum(b.n_real_tokens for b in micro)
+        tokens += step_tokens
+        if cfg.compile and not compile_s:  # as JAX: the compiling step is not a throughput sample
+            compile_s = time.perf_counter() - t0
+        else:
+            train_s += time.perf_counter() - t0
+            timed_tokens += step_tokens
         window.append(loss_value)
 
         last = step == cfg.steps
@@ -452,9 +469,9 @@ def train(
         final_loss=losses[-1] if losses else math.nan,
         min_loss=min(losses) if losses else math.nan,
         final_val_loss=val_losses[-1] if val_losses else None,
-        tokens_per_s=tokens / train_s if train_s > 0 else 0.0,
+        tokens_per_s=timed_tokens / train_s if train_s > 0 else 0.0,
         wall_s=time.perf_counter() - t_start,
-        compile_s=0.0,  # eager PyTorch: nothing to compile
+        compile_s=compile_s,
         device=info.description,
         resumed_from=state["step"] if state else None,
         history=history,

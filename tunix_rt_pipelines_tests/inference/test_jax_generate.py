@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tunix_rt_pipelines.inference import jax_generate
 from tunix_rt_pipelines.inference.jax_generate import generate
 from tunix_rt_pipelines.training.base_model import build_tiny_model
 from tunix_rt_pipelines_tests.training.conftest import TOKENIZER_TEXTS, tiny_model_config
@@ -51,13 +52,23 @@ def test_generation_stops_at_eos(tiny_model_dir: Path, tmp_path: Path) -> None:
     k = next(i for i in range(2, 10) if greedy[i] not in greedy[:i])
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
+    [before] = generate(model_dir, [prompt], max_new_tokens=10, batch_size=2)  # loads and keeps this folder
+    assert not before.stopped_at_eos
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.eos_token = tok.convert_ids_to_tokens(greedy[k])
-    tok.save_pretrained(str(model_dir))
+    tok.save_pretrained(str(model_dir))  # rewritten in place: the kept model must not be reused
 
     [result] = generate(model_dir, [prompt], max_new_tokens=10, batch_size=2)
     assert result.stopped_at_eos and result.n_tokens == k + 1
     assert result.text == tok.decode(greedy[:k], skip_special_tokens=True)
+
+
+def test_a_second_call_reuses_the_compiled_sampler(tiny_model_dir: Path) -> None:
+    first = generate(tiny_model_dir, PROMPTS, max_new_tokens=6, batch_size=2)
+    hits = jax_generate._sampler.cache_info().hits
+    second = generate(tiny_model_dir, PROMPTS, max_new_tokens=6, batch_size=2)
+    assert jax_generate._sampler.cache_info().hits == hits + 1
+    assert [g.text for g in second] == [g.text for g in first]
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_model_dir: Path) -> None:
