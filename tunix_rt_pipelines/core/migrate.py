@@ -19,7 +19,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Our revision table. Dagster's storage (dagster-postgres) keeps its own Alembic revision in
 # `alembic_version`; the shared deployment puts both in one database, so ours has its own name.
 VERSION_TABLE = "tunix_rt_alembic_version"
-_OUR_REVISIONS = ("0001", "0002", "0003", "0004", "0005")  # revisions an older home may hold in alembic_version
 _ADVISORY_LOCK_KEY = 0x7475_6E69  # "tuni"
 
 
@@ -44,7 +43,8 @@ def _adopt_legacy_version_table(conn: sa.Connection) -> None:
     if inspector.has_table(VERSION_TABLE) or not inspector.has_table("alembic_version"):
         return
     revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    if revision in _OUR_REVISIONS:
+    ours = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if revision in ours:  # not Dagster's (its revisions are hex hashes)
         conn.execute(sa.text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
         conn.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"), {"r": revision})
         conn.execute(sa.text("DROP TABLE alembic_version"))
