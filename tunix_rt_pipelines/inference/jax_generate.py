@@ -5,10 +5,10 @@ are sorted by length and batched, each batch is padded on the left to a power-of
 bucket, the last batch is filled up to ``batch_size`` with copies (outputs dropped), and
 one KV cache size serves all batches.
 
-A ``Sampler`` keeps its compiled functions, so the loaded model and its samplers are kept
-between calls (the last two model folders, keyed by their files' names, sizes and mtimes:
-a folder rewritten in place is loaded again). A second call on the same model and shapes
-compiles nothing.
+A ``Sampler`` keeps its compiled functions, so the last loaded model and its sampler are kept
+between calls (keyed by :func:`~tunix_rt_pipelines.inference.loaded.folder_key`: a folder
+rewritten in place is loaded again). A second call on the same model and cache size compiles
+nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from tunix_rt_pipelines.inference.loaded import folder_key
 from tunix_rt_pipelines.training.accelerator import resolve_jax_devices
 from tunix_rt_pipelines.training.backend import Generation
 
@@ -61,13 +62,7 @@ def _bucket(n: int) -> int:
     return max(16, 1 << (n - 1).bit_length())
 
 
-def _folder_key(model_dir: Path) -> tuple:
-    """Cheap identity of a model folder's current contents: each file's name, size and mtime."""
-    return tuple(sorted((p.name, st.st_size, st.st_mtime_ns)
-                        for p in Path(model_dir).iterdir() if p.is_file() for st in (p.stat(),)))
-
-
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=1)  # one model held: a GPU's memory may be needed by the next step in this process
 def _load(model_dir: str, folder_key: tuple, device_kind: str, dtype: str):  # noqa: ANN202, ARG001  (key only)
     """(prompt tokenizer, Tunix model) of a folder, kept while its files are unchanged."""
     from transformers import AutoTokenizer
@@ -80,7 +75,7 @@ def _load(model_dir: str, folder_key: tuple, device_kind: str, dtype: str):  # n
     return tokenizer, model
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)  # a sampler holds its model: keeping more would keep older models alive
 def _sampler(model_dir: str, folder_key: tuple, device_kind: str, dtype: str, cache_size: int):  # noqa: ANN202
     """A Sampler for that model and KV cache size: its jitted prefill and decode are compiled once per shape."""
     from tunix.generate import sampler as sampler_lib
@@ -110,7 +105,7 @@ def generate(
     if max_new_tokens <= 0 or batch_size <= 0:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) and batch_size ({batch_size}) must be > 0")
     info = resolve_jax_devices(device)
-    key = (str(Path(model_dir).resolve()), _folder_key(model_dir), info.kind, dtype)
+    key = (*folder_key(model_dir), info.kind, dtype)
     tokenizer, _ = _load(*key)
     lengths = [len(tokenizer.encode(p)) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a bucket

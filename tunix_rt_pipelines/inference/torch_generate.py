@@ -3,17 +3,23 @@
 Only this function's arguments decide the decoding: the model's own ``generation_config.json``
 (a real Qwen3 ships ``top_k=20``, sampling on, a repetition penalty) is replaced by one that
 carries just the special tokens, so ``temperature=0`` means plain greedy everywhere.
+
+The last loaded model is kept between calls (keyed by
+:func:`~tunix_rt_pipelines.inference.loaded.folder_key`, so a folder rewritten in place is loaded
+again): the OpenAI-compatible server calls ``generate`` once per request.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+from tunix_rt_pipelines.inference.loaded import folder_key
 from tunix_rt_pipelines.training.accelerator import resolve_torch_device
 from tunix_rt_pipelines.training.backend import Generation
 
@@ -28,6 +34,19 @@ def _eos_ids(model_eos: int | list[int] | None, tokenizer_eos: int | None) -> li
     if not ids:
         raise ValueError("neither the model nor the tokenizer names an EOS token: generation could never stop")
     return ids
+
+
+@lru_cache(maxsize=1)  # one model held: a GPU's memory may be needed by the next step in this process
+def _load(model_dir: str, folder_key: tuple, torch_device: str, dtype: str):  # noqa: ANN202, ARG001  (key only)
+    """(tokenizer, model in eval mode, EOS ids) of a folder, kept while its files are unchanged (the
+    OpenAI-compatible server calls ``generate`` once per request)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype]).to(torch_device).eval()
+    eos_ids = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    model.generation_config = GenerationConfig(eos_token_id=eos_ids, pad_token_id=pad_id,
+                                               bos_token_id=tokenizer.bos_token_id)
+    return tokenizer, model, eos_ids
 
 
 def generate(
@@ -54,12 +73,8 @@ def generate(
     if not prompts:
         return []
     info = resolve_torch_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=DTYPES[dtype]).to(info.torch_device).eval()
-    eos_ids = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    tokenizer, model, eos_ids = _load(*folder_key(model_dir), info.torch_device, dtype)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    model.generation_config = GenerationConfig(eos_token_id=eos_ids, pad_token_id=pad_id,
-                                               bos_token_id=tokenizer.bos_token_id)
     if temperature > 0:
         decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}  # top_k 0: off
     else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tunix_rt_pipelines.inference import torch_generate
 from tunix_rt_pipelines.inference.torch_generate import generate
 from tunix_rt_pipelines.training.base_model import build_tiny_model
 from tunix_rt_pipelines.training.config import ModelConfig
@@ -82,3 +84,19 @@ def test_sampling_is_reproducible_for_a_seed(random_model_dir: Path) -> None:
 
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
+
+
+def test_the_kept_model_is_reused_until_its_folder_changes(random_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(random_model_dir, model_dir)
+    (before,) = generate(model_dir, ["Q"], max_new_tokens=4, batch_size=1)
+    misses = torch_generate._load.cache_info().misses
+    (again,) = generate(model_dir, ["Q"], max_new_tokens=4, batch_size=1)
+    assert torch_generate._load.cache_info().misses == misses  # the second call loaded nothing
+    assert (again.text, again.n_tokens) == (before.text, before.n_tokens) and before.n_tokens == 4
+
+    eos = AutoTokenizer.from_pretrained(str(model_dir)).eos_token_id
+    last = AutoTokenizer.from_pretrained(str(model_dir))("Q")["input_ids"][-1]
+    _chain_model(random_model_dir, model_dir, {last: [eos]})  # new weights written over the same folder
+    (after,) = generate(model_dir, ["Q"], max_new_tokens=4, batch_size=1)
+    assert (after.n_tokens, after.stopped_at_eos) == (1, True)
