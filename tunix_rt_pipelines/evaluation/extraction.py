@@ -54,6 +54,7 @@ _THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
 _ANSWER = re.compile(r"(?:\b[Aa]nswer|\bANSWER)\**\s*\**[:：]")
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _BOXED = re.compile(r"\\boxed\s*\{")
+_DIGIT = re.compile(r"\d")  # what _NUMBER's \d matches (Unicode digits too)
 # Unicode minus and dashes read as a minus sign (folded to '-' in the extracted number).
 _DASH_CHARS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
 DASHES = str.maketrans({c: "-" for c in _DASH_CHARS[1:]})
@@ -168,18 +169,24 @@ def locate(text: str) -> tuple[str | None, str, int]:
 
 def last_number(text: str) -> tuple[str | None, str, int]:
     """(number, "last_number", start) of the last number in ``text``; (None, "none", -1) when there is none."""
-    # The last line holding a number holds the last number: search the last line before
-    # falling back to the whole text (numbers never span a newline).
-    pos = text.rfind("\n") + 1
+    # Every number holds a digit and none spans a newline, so the last number lies on the line
+    # of the last digit: usually the last line; otherwise that line is found by scanning the
+    # reversed text for a digit. Only that line is searched.
+    line_start, line_end = text.rfind("\n") + 1, len(text)
+    digit = _DIGIT.search(text, line_start)
+    if digit is None:
+        found = _DIGIT.search(text[::-1]) if line_start else None
+        if found is None:
+            return None, NONE, -1
+        last_digit = len(text) - 1 - found.start()
+        line_start, line_end = text.rfind("\n", 0, last_digit) + 1, text.find("\n", last_digit)
+        digit = _DIGIT.search(text, line_start, line_end)
+    # A number starts at its first digit or the minus sign right before it: start there, not at
+    # the line's start (_NUMBER has no literal prefix, so every position costs a full attempt).
     m = None
-    for m in _NUMBER.finditer(text, pos):  # noqa: B007
+    for m in _NUMBER.finditer(text, max(0, digit.start() - 1), line_end):  # noqa: B007
         pass
-    if m is None and pos:
-        for m in _NUMBER.finditer(text, 0, pos):  # noqa: B007
-            pass
-    if m is None:
-        return None, NONE, -1
-    number = m.group()
+    number = m.group()  # the line holds a digit, so a match
     return (number if number.isascii() else number.translate(DASHES)), LAST_NUMBER, m.start()
 
 

@@ -19,6 +19,7 @@ INVALID = "[invalid]"
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 _TRAILING_DOT = re.compile(r"\.$")
+_RUN = re.compile(r"[$0-9.,]+")  # what FLEXIBLE's matches are made of (see flexible_answer)
 
 
 def clean(s: str) -> str:
@@ -48,17 +49,27 @@ def strict_answer(output: str) -> str:
 
 
 def flexible_answer(output: str) -> str:
-    """What lm-eval's flexible-extract filter extracts from ``output`` (``[invalid]`` when nothing)."""
-    # Matches never span a newline, so the last match lies in the last line that has one:
-    # try the last line before scanning the whole output (same result, less work).
-    pos = output.rfind("\n") + 1
-    found = FLEXIBLE.findall(output, pos)
-    if not found and pos:
-        found = FLEXIBLE.findall(output, 0, pos)
-    if not found:
-        return INVALID
-    a, b = found[-1]
-    return (a or b).strip()
+    """What lm-eval's flexible-extract filter extracts from ``output`` (``[invalid]`` when nothing).
+
+    Scanned from the end instead of ``findall`` over the whole output; the same answer, because
+    the pattern's matches are exactly the maximal runs of ``[$0-9.,]`` that are two or more
+    characters long or a single digit, each with the ``-`` right before it if there is one:
+    left-to-right, the first alternative takes a whole run of two or more greedily, the second a
+    lone digit, and a lone ``.``, ``,`` or ``$`` matches neither. So the last match is the last
+    such run.
+    """
+    reverse = output[::-1]
+    pos = 0
+    while True:
+        m = _RUN.search(reverse, pos)
+        if m is None:
+            return INVALID
+        run = m.group()
+        if len(run) >= 2 or run.isdigit():
+            end = m.end()
+            sign = "-" if end < len(reverse) and reverse[end] == "-" else ""
+            return sign + run[::-1]
+        pos = m.end()
 
 
 def lm_eval_matches(output: str, expected: str) -> tuple[bool, bool]:
