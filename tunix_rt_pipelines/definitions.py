@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, PipesSubprocessClient, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job
 
-from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResource, TraceStoreResource, WorkdirResource
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets
 from tunix_rt_pipelines.evalsets.assets import evalset_assets, evalset_key
@@ -16,12 +15,12 @@ from tunix_rt_pipelines.evaluation.assets import (
 )
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
 from tunix_rt_pipelines.registry.assets import (
-    GatePolicyResource,
     build_gate_check,
     build_registration_asset,
     champion_evaluation_asset,
     champion_evaluation_key,
 )
+from tunix_rt_pipelines.resources import build_resources
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
@@ -76,14 +75,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         schedules=[nightly_schedule(spec) for spec in sweep_specs if spec.name == NIGHTLY],
         sensors=[inbox_sensor, build_evalset_change_sensor(
             REPO_ROOT / "evalsets", [champion_evaluation_key(name) for name in model_names])],
-        resources={
-            "trace_store": TraceStoreResource(database_url=settings.database_url),
-            "artifact_store": ArtifactStoreResource(root=str(settings.artifacts_dir)),
-            "inbox": InboxResource(path=str(settings.inbox_dir)),
-            "workdir": WorkdirResource(root=str(settings.home)),
-            "pipes_subprocess_client": PipesSubprocessClient(),
-            "gate_policy": GatePolicyResource(),
-        },
+        resources=build_resources(settings),
     )
 
 

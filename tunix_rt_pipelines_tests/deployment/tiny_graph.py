@@ -12,15 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from dagster import AssetSelection, Definitions, PipesSubprocessClient, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job
 
-from tunix_rt_pipelines.core.resources import ArtifactStoreResource, InboxResource, TraceStoreResource, WorkdirResource
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.datasets.assets import dataset_assets, dataset_key
 from tunix_rt_pipelines.evalsets.assets import evalset_assets
 from tunix_rt_pipelines.evaluation.assets import build_comparison_asset, build_evaluation_assets, build_leaderboard_asset
 from tunix_rt_pipelines.inference.assets import build_prediction_assets
-from tunix_rt_pipelines.registry.assets import GatePolicyResource, build_gate_check, build_registration_asset
+from tunix_rt_pipelines.registry.assets import build_gate_check, build_registration_asset
+from tunix_rt_pipelines.resources import build_resources
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
 from tunix_rt_pipelines.traces.assets import ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
@@ -81,14 +81,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[ingested_trace_file, synthetic_arithmetic, *main_assets, *build_training_assets(long)],
         asset_checks=[build_gate_check(tiny)],
         jobs=[main_job, build_training_job(long)],
-        resources={
-            "trace_store": TraceStoreResource(database_url=settings.database_url),
-            "artifact_store": ArtifactStoreResource(root=str(settings.artifacts_dir)),
-            "inbox": InboxResource(path=str(settings.inbox_dir)),
-            "workdir": WorkdirResource(root=str(settings.home)),
-            "pipes_subprocess_client": PipesSubprocessClient(),
-            "gate_policy": GatePolicyResource(),
-        },
+        resources=build_resources(settings),
     )
 
 
