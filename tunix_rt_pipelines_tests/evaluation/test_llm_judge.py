@@ -150,6 +150,15 @@ def test_a_rubric_file_is_yaml_or_plain_template(tmp_path) -> None:
     assert Rubric.from_file(tmp_path / "plain.txt") == Rubric("plain", "Grade {output}")
 
 
+@pytest.mark.parametrize("template, scale, error", [
+    ("Grade the answer {expected_answer}", "0-1", "rubric 'bad': the template has no {output} placeholder"),
+    ("Grade {output}", "0-10", "rubric 'bad': scale '0-10' is not one of"),
+])
+def test_a_rubric_that_cannot_grade_is_refused_by_name(template: str, scale: str, error: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        Rubric("bad", template, scale)
+
+
 def rescore(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tunix_rt_pipelines.cli", "rescore", *args], capture_output=True,
                           text=True, timeout=300, check=False)
