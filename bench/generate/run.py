@@ -19,6 +19,11 @@ times on the same batch in that process and reports the first call and the faste
   instance), so they compile nothing. To separate compile from decoding, the mode also times the
   same number of passes straight on one fresh ``Sampler`` (``sampler_direct``): the first (compile +
   run) and the fastest later one (run only); compile ≈ their difference.
+* ``interleaved`` (the ratios to trust): all three in one process, after one warm-up call each,
+  ``--rounds`` (7) rounds of one call of each, the order rotated every round. This VM's speed drifts
+  by tens of percent within minutes, so separate processes minutes apart compare the phases as
+  much as the code; here each round's ratios come from calls seconds apart, and the median over
+  rounds is reported. Peak RSS is only meaningful from the separate modes.
 
 Generated tokens are counted per row up to and including the first EOS (random weights seldom
 emit it, so nearly every row gives ``max_new_tokens``); tokens/s = generated tokens / seconds.
@@ -46,7 +51,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "bench" / "train"))
 import run as train_bench  # noqa: E402  (bench/train/run.py: data and model preparation)
 
-DEFAULT_MODES = "hf-generate,ours-torch,ours-jax"
+DEFAULT_MODES = "hf-generate,ours-torch,ours-jax,interleaved"
 CALLS = 5  # calls per mode in one process (--calls); steady state = the fastest call after the first
 
 
@@ -131,6 +136,51 @@ def _sampler_direct(model_dir: str, prompts: list[str], max_new: int) -> list[di
     return passes
 
 
+def child_interleaved(model_dir: str, prompts: list[str], max_new: int, rounds: int) -> dict:
+    """One call of each generator per round, order rotated; per-round ratios against HF."""
+    import statistics
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from tunix_rt_pipelines.inference import jax_generate, torch_generate
+
+    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                               bos_token_id=tok.bos_token_id)
+    batch = tok(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
+
+    def hf() -> float:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, use_cache=True)
+            dt = time.perf_counter() - t0
+        n = 0
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            n += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
+        return n / dt
+
+    def ours(module) -> float:  # noqa: ANN001
+        gens = module.generate(Path(model_dir), prompts, max_new_tokens=max_new, batch_size=len(prompts),
+                               temperature=0.0)
+        return sum(g.n_tokens for g in gens) / sum(g.latency_s for g in gens)
+
+    calls = {"hf-generate": hf, "ours-torch": lambda: ours(torch_generate), "ours-jax": lambda: ours(jax_generate)}
+    for fn in calls.values():  # warm-up: loads, the JAX compile
+        fn()
+    names = list(calls)
+    per_round = []
+    for r in range(rounds):
+        order = names[r % 3:] + names[:r % 3]
+        per_round.append({name: calls[name]() for name in order})
+    ratios = {f"{a} / hf-generate": statistics.median(x[a] / x["hf-generate"] for x in per_round)
+              for a in ("ours-torch", "ours-jax")}
+    ratios["ours-jax / ours-torch"] = statistics.median(x["ours-jax"] / x["ours-torch"] for x in per_round)
+    return {"rounds": per_round, "median_ratios": ratios,
+            "median_tokens_per_s": {n: statistics.median(x[n] for x in per_round) for n in names}}
+
+
 def child(args: argparse.Namespace) -> None:
     global CALLS
     CALLS = args.calls
@@ -139,6 +189,8 @@ def child(args: argparse.Namespace) -> None:
         out = child_hf(args.model_dir, prompts, args.max_new_tokens)
     elif args.child in ("ours-torch", "ours-jax"):
         out = child_ours(args.child.removeprefix("ours-"), args.model_dir, prompts, args.max_new_tokens)
+    elif args.child == "interleaved":
+        out = child_interleaved(args.model_dir, prompts, args.max_new_tokens, args.rounds)
     else:
         raise SystemExit(f"unknown mode {args.child}")
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -155,6 +207,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--out", default="generate_bench.json")
     ap.add_argument("--calls", type=int, default=CALLS, help="generation calls per mode and process (>= 2)")
+    ap.add_argument("--rounds", type=int, default=7, help="rounds of the interleaved mode")
     ap.add_argument("--child")
     ap.add_argument("--model-dir")
     ap.add_argument("--prompts-file")
@@ -182,8 +235,14 @@ def main() -> None:
             t0 = time.perf_counter()
             r = train_bench.run_child(["--child", mode, "--model-dir", prep["models"][size],
                                        "--prompts-file", str(prompts_file), "--max-new-tokens",
-                                       str(args.max_new_tokens), "--calls", str(args.calls)], script=__file__)
+                                       str(args.max_new_tokens), "--calls", str(args.calls),
+                                       "--rounds", str(args.rounds)], script=__file__)
             r["process_wall_s"] = time.perf_counter() - t0
+            if mode == "interleaved":
+                modes[mode] = r
+                tps = ", ".join(f"{k} {v:.0f}" for k, v in r["median_tokens_per_s"].items())
+                print(f"{mode:>12}: {args.rounds} rounds, median tok/s: {tps}", flush=True)
+                continue
             c1 = r["calls"][0]
             c2 = max(r["calls"][1:], key=lambda c: c["tokens_per_s"])  # steady state: best call after the first
             r["steady"] = c2
@@ -211,7 +270,11 @@ def main() -> None:
         if "ours-jax" in modes and "ours-torch" in modes:
             ratios["ours-jax / ours-torch"] = modes["ours-jax"]["tokens_per_s"] / modes["ours-torch"]["tokens_per_s"]
         for k, v in ratios.items():
-            print(f"   {k}: {v:.2f}x (best call after the first)")
+            print(f"   {k}: {v:.2f}x (separate processes, best call after the first)")
+        if "interleaved" in modes:
+            for k, v in modes["interleaved"]["median_ratios"].items():
+                ratios[f"interleaved {k}"] = v
+                print(f"   {k}: {v:.2f}x (interleaved, median of {args.rounds} rounds)")
         results["sizes"][size] = {"model": shape, "modes": modes, "ratios": ratios}
 
     results["load_avg_end"] = train_bench.loadavg()

@@ -136,18 +136,18 @@ def mode_raw_copy(path: Path, url: str) -> dict:
     from datetime import UTC, datetime
 
     from tunix_rt_pipelines.traces.schema import ReasoningTrace
-    from tunix_rt_pipelines.traces.store import TraceStore, _TRACE_COLUMNS, encode_copy_rows
+    from tunix_rt_pipelines.traces.store import TraceStore, _TRACE_COLUMNS, encode_copy_line
 
     store = TraceStore(url)
-    now = datetime.now(UTC)
-    rows = []
+    created = datetime.now(UTC).isoformat()
+    lines = []
     with path.open("rb") as f:  # encoding happens before the clock starts
         for line in f:
             t = ReasoningTrace.model_validate_json(line)
-            rows.append(store._trace_row(t.content_hash, t, "raw", now))
-    payload = encode_copy_rows(rows).encode()
-    n = len(rows)
-    del rows
+            lines.append(encode_copy_line(t.content_hash, t, "raw", created))
+    payload = "".join(lines).encode()
+    n = len(lines)
+    del lines
     engine = store.engine
     raw = engine.raw_connection()
     try:

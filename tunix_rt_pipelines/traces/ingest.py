@@ -114,9 +114,10 @@ def _ingest(
     rejected: list[RejectRow] = []
     n_read = 0
     end_offset, next_line = batch.byte_offset, batch.next_line
-    # One writer thread: while the database stores chunk k (the driver releases the GIL, and the
-    # server works on the other core), this thread parses chunk k+1. At most one chunk is in
-    # flight and chunks commit in order, so the batch's resume point still only moves forward.
+    # One writer thread that only talks to the database: while it stores chunk k (the driver
+    # releases the GIL, and the server works on the other core), this thread parses, hashes and
+    # encodes chunk k+1. At most one chunk is in flight and chunks commit in order, so the
+    # batch's resume point still only moves forward.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
     pending: Future | None = None
 
@@ -132,10 +133,11 @@ def _ingest(
 
     def flush() -> None:
         nonlocal n_read, accepted, rejected, pending
+        chunk = store.prepare_chunk(batch, accepted, rejected)  # overlaps the chunk in flight
         settle()
         pending = writer.submit(
-            lambda a, r, n, off, nl: (store.write_chunk(batch, a, r, n_read=n, end_offset=off, next_line=nl), off),
-            accepted, rejected, n_read, end_offset, next_line,
+            lambda c, n, off, nl: (store.write_chunk(batch, c, n_read=n, end_offset=off, next_line=nl), off),
+            chunk, n_read, end_offset, next_line,
         )
         accepted, rejected, n_read = [], [], 0
 

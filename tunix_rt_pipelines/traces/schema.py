@@ -111,7 +111,16 @@ class ReasoningTrace(BaseModel):
         return content_hash(self.prompt, self.steps, self.final_answer)
 
 
-_canonical_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# json's C string quoter: ``_quote(s)`` is exactly how ``json.dumps(s, ensure_ascii=False)`` writes
+# a string. Composing it by hand gives the bytes of ``json.dumps(..., ensure_ascii=False,
+# separators=(",", ":"))`` for strings and lists of strings at a third of the cost (the encoder's
+# per-call setup dominates for short values); a test pins the equality.
+_quote = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring
+
+
+def json_string_list(items: list[str]) -> str:
+    """``json.dumps(items, ensure_ascii=False, separators=(",", ":"))`` for a list of strings."""
+    return f"[{','.join(map(_quote, items))}]"
 
 
 def _collapse(text: str) -> str:
@@ -119,8 +128,12 @@ def _collapse(text: str) -> str:
 
 
 def content_hash(prompt: str, steps: list[str], final_answer: str) -> str:
-    """sha256 over already-normalised texts, whitespace runs collapsed (cosmetic reflow dedupes)."""
-    canonical = _canonical_json([_collapse(prompt), [_collapse(s) for s in steps], _collapse(final_answer)])
+    """sha256 over already-normalised texts, whitespace runs collapsed (cosmetic reflow dedupes).
+
+    The hashed bytes are the compact JSON ``[prompt, [steps...], final_answer]`` (UTF-8, no ASCII
+    escaping): stored hashes are identities, so this form must never change.
+    """
+    canonical = f"[{_quote(_collapse(prompt))},{json_string_list([_collapse(s) for s in steps])},{_quote(_collapse(final_answer))}]"
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

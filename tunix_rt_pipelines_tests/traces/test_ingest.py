@@ -166,9 +166,15 @@ def test_failure_mid_ingest_resumes_without_duplicates_or_loss(store, tmp_path, 
 
 
 def test_text_with_escapes_round_trips_exactly(store, tmp_path):
-    tricky = trace_dict(1, prompt="tab\there \\ back\\slash\nnew line, quote \" and ünï€ode",
-                        steps=["a\\nb is not a newline", "real\nnewline\twith tab"])
-    ingest(store, write_jsonl(tmp_path / "a.jsonl", [tricky]))
+    meta = {"source": "test", "category": "arithmetic", "difficulty": "easy", "tags": ["a\\b", "𝄞 \"q\""],
+            "extra": {"note": "tab\there\nline", "n": 3, "x": 0.5, "ok": True, "none": None}}
+    tricky = trace_dict(1, prompt="tab\there \\ back\\slash\nnew line, quote \" and ünï€ode 𝄞",
+                        steps=["a\\nb is not a newline", "real\nnewline\twith tab"], metadata=meta)
+    plain = trace_dict(2)  # empty extra: written without the JSON encoder
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [tricky, plain]))
     with store.engine.connect() as c:
-        row = c.execute(sa.select(traces.c.prompt, traces.c.steps)).one()
-    assert (row.prompt, row.steps) == (tricky["prompt"], tricky["steps"])
+        rows = c.execute(sa.select(traces.c.prompt, traces.c.steps, traces.c.tags, traces.c.extra)
+                         .order_by(traces.c.trace_id)).all()
+    assert (rows[0].prompt, rows[0].steps) == (tricky["prompt"], tricky["steps"])
+    assert (rows[0].tags, rows[0].extra) == (meta["tags"], meta["extra"])
+    assert (rows[1].tags, rows[1].extra) == (["add"], {})

@@ -1,7 +1,15 @@
 import pytest
 from pydantic import ValidationError
 
-from tunix_rt_pipelines.traces.schema import MAX_STEPS, ReasoningTrace, describe_validation_error
+import json
+
+from tunix_rt_pipelines.traces.schema import (
+    MAX_STEPS,
+    ReasoningTrace,
+    content_hash,
+    describe_validation_error,
+    json_string_list,
+)
 from tunix_rt_pipelines_tests.conftest import trace_dict
 
 
@@ -17,6 +25,21 @@ def test_content_hash_ignores_whitespace_reflow_but_not_wording():
     c = ReasoningTrace.model_validate(trace_dict(1, steps=["1 + 1 = 3."]))
     assert a.content_hash == b.content_hash
     assert a.content_hash != c.content_hash
+
+
+AWKWARD = ['quote " and back\\slash', "tab\tnew\nline", "\x00\x1f\x7f", "é ✓ 𝄞 \u2028", ""]
+
+
+def test_json_string_list_writes_exactly_what_json_dumps_writes():
+    assert json_string_list(AWKWARD) == json.dumps(AWKWARD, ensure_ascii=False, separators=(",", ":"))
+    assert json_string_list([]) == "[]"
+
+
+def test_content_hash_of_awkward_texts_never_changes():
+    # Stored hashes are identities: this digest was computed by the first implementation
+    # (json.JSONEncoder over [prompt, steps, answer]); any change here re-identifies every trace.
+    digest = "84f6eb17dfd7bf57c82320cd3f3a9c531d20dbd5d69f4578eb9f04789bf9b0bc"
+    assert content_hash("a  b", ["x \n y", *AWKWARD[:4]], "4\t2") == digest
 
 
 def test_step_order_is_part_of_identity():
