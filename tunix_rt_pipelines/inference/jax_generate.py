@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from tunix_rt_pipelines.training import xla_flags  # noqa: F401, I001  (before jax starts a backend)
+
 import jax
 import numpy as np
 

@@ -61,6 +61,7 @@ def resolve_torch_device(requested: str = "auto") -> DeviceInfo:
 
 
 def resolve_jax_devices(requested: str = "auto") -> DeviceInfo:
+    from tunix_rt_pipelines.training import xla_flags  # noqa: F401, I001  (before jax starts a backend)
     import jax
 
     _check(requested)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunix_rt_pipelines.training import xla_flags  # noqa: F401, I001  (before jax starts a backend)
+
 import flax
 import jax
 import jax.numpy as jnp
