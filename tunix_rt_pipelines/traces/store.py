@@ -85,7 +85,7 @@ class PreparedChunk:
     chunk_duplicates: int  # later records of a hash already in this chunk
     rejected: list[RejectRow]
     created_at: datetime
-    rows: list[dict] | None = None  # SQLite: one insert row per candidate
+    rows: list[tuple] | None = None  # SQLite: one insert row per candidate, values as stored, in candidates' order
     copy_lines: list[str] | None = None  # PostgreSQL: one COPY text line per candidate, in candidates' order
 
 
@@ -201,7 +201,8 @@ class TraceStore:
             created = now.isoformat()
             chunk.copy_lines = [encode_copy_line(h, t, batch.id, created) for h, (_, t) in candidates.items()]
         else:
-            chunk.rows = [self._trace_row(h, t, batch.id, now) for h, (_, t) in candidates.items()]
+            stamp = _SQLITE_DATETIME(now)
+            chunk.rows = [sqlite_row(h, t, batch.id, stamp) for h, (_, t) in candidates.items()]
         return chunk
 
     def write_chunk(
@@ -278,27 +279,6 @@ class TraceStore:
         return result
 
     @staticmethod
-    def _trace_row(h: str, t: ReasoningTrace, batch_id: str, now: datetime) -> dict:
-        m = t.metadata
-        return {
-            "content_hash": h,
-            "trace_id": t.id,
-            "schema_version": t.schema_version,
-            "prompt": t.prompt,
-            "steps": t.steps,
-            "final_answer": t.final_answer,
-            "source": m.source,
-            "category": m.category,
-            "difficulty": m.difficulty,
-            "tags": m.tags,
-            "extra": m.extra,
-            "n_steps": len(t.steps),
-            "n_chars": len(t.prompt) + sum(map(len, t.steps)) + len(t.final_answer),
-            "batch_id": batch_id,
-            "created_at": now,
-        }
-
-    @staticmethod
     def _reject_row(batch: Batch, r: RejectRow, now: datetime) -> dict:
         return {
             "batch_id": batch.id,
@@ -316,8 +296,38 @@ class TraceStore:
     def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk) -> set[str]:
         if self.dialect == "postgresql":
             return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_lines)
-        stmt = sqlite.insert(traces).on_conflict_do_nothing().returning(traces.c.content_hash)
-        return set(conn.execute(stmt, chunk.rows).scalars().all())
+        return self._sqlite_insert_traces(conn, list(chunk.candidates), chunk.rows)
+
+    def _sqlite_insert_traces(self, conn: sa.Connection, hashes: list[str], rows: list[tuple]) -> set[str]:
+        """Insert the rows that are new (``rows[i]`` holds ``hashes[i]``); returns their hashes.
+
+        One ``executemany`` of ready tuples on the driver's cursor, in the same transaction
+        (SQLAlchemy's per-row parameter processing cost more than SQLite's insert). Conflicts
+        are skipped by the database; when the row count says some rows were skipped (an ingest
+        in another process stored a trace in between, or an id is reused for other content),
+        the rows this batch owns now are the ones it inserted.
+        """
+        existing = self._existing_hashes(conn, hashes)
+        new = [(h, row) for h, row in zip(hashes, rows) if h not in existing]
+        if not new:
+            return set()
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany(_SQLITE_INSERT, [row for _, row in new])
+            inserted = cur.rowcount
+        finally:
+            cur.close()
+        if inserted == len(new):
+            return {h for h, _ in new}
+        batch_id = new[0][1][_TRACE_COLUMNS.index("batch_id")]
+        mine: set[str] = set()
+        candidates = [h for h, _ in new]
+        for i in range(0, len(candidates), 500):
+            mine.update(conn.execute(
+                sa.select(traces.c.content_hash)
+                .where(traces.c.content_hash.in_(candidates[i : i + 500]), traces.c.batch_id == batch_id)
+            ).scalars())
+        return mine
 
     def _existing_hashes(self, conn: sa.Connection, hashes: list[str]) -> set[str]:
         found: set[str] = set()
@@ -400,7 +410,35 @@ class TraceStore:
             return [dict(r) for r in conn.execute(q).mappings()]
 
 
-# -- PostgreSQL COPY path -----------------------------------------------------------------
+# -- SQLite rows ----------------------------------------------------------------------------
+
+_SQLITE = sa.create_engine("sqlite://").dialect
+# How SQLAlchemy stores a timestamp and a JSON value on SQLite; rows written by hand must match
+# the rows SQLAlchemy writes, because reads and range filters go through SQLAlchemy.
+_SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+_SQLITE_JSON = traces.c.extra.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+_SQLITE_INSERT = (
+    f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
+)
+_quote_ascii = json.encoder.c_encode_basestring_ascii or json.encoder.py_encode_basestring_ascii
+
+
+def _sqlite_json_list(items: list[str]) -> str:
+    """What SQLAlchemy's JSON type writes on SQLite (``json.dumps`` defaults) for a list of strings."""
+    return f"[{', '.join(map(_quote_ascii, items))}]"
+
+
+def sqlite_row(h: str, t: ReasoningTrace, batch_id: str, stamp: str) -> tuple:
+    """One trace as the values SQLAlchemy would store on SQLite, columns in table order."""
+    m = t.metadata
+    steps = t.steps
+    n_chars = len(t.prompt) + sum(map(len, steps)) + len(t.final_answer)
+    return (h, t.id, t.schema_version, t.prompt, _sqlite_json_list(steps), t.final_answer, m.source, m.category,
+            m.difficulty, _sqlite_json_list(m.tags), _SQLITE_JSON(m.extra), len(steps), n_chars, batch_id, stamp)
+
+
+# -- PostgreSQL COPY path -------------------------------------------------------------------
 
 def _esc(text: str) -> str:
     """COPY text-format escaping; most fields need none, and ``in`` checks are far cheaper than translate."""

@@ -178,3 +178,30 @@ def test_text_with_escapes_round_trips_exactly(store, tmp_path):
     assert (rows[0].prompt, rows[0].steps) == (tricky["prompt"], tricky["steps"])
     assert (rows[0].tags, rows[0].extra) == (meta["tags"], meta["extra"])
     assert (rows[1].tags, rows[1].extra) == (["add"], {})
+
+
+
+def test_sqlite_rows_written_by_hand_are_the_rows_sqlalchemy_writes(sqlite_url, tmp_path):
+    import sqlite3
+
+    from tunix_rt_pipelines.core.db import ingest_batches
+    from tunix_rt_pipelines.traces.store import TraceStore
+
+    rec = trace_dict(1, steps=['é "q" \\ 𝄞', "b"],
+                     metadata={"source": "s", "tags": ["ünï", "x"], "extra": {"k": "v", "n": 1.5}})
+    ours = TraceStore(sqlite_url)
+    ingest(ours, write_jsonl(tmp_path / "a.jsonl", [rec, trace_dict(2)]))
+    # The same rows, read back through SQLAlchemy and written again by it into a second database.
+    theirs = TraceStore(f"sqlite:///{tmp_path / 'theirs.db'}")
+    with ours.engine.connect() as c:
+        batch_rows = [dict(r) for r in c.execute(sa.select(ingest_batches)).mappings()]
+        trace_rows = [dict(r) for r in c.execute(sa.select(traces)).mappings()]
+    with theirs.engine.begin() as c:
+        c.execute(sa.insert(ingest_batches), batch_rows)
+        c.execute(sa.insert(traces), trace_rows)
+
+    def raw(url):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return db.execute("SELECT * FROM traces ORDER BY trace_id").fetchall()
+
+    assert raw(sqlite_url) == raw(f"sqlite:///{tmp_path / 'theirs.db'}")
