@@ -27,3 +27,13 @@ def test_jax_compiles_dots_without_ynnpack_once_our_jax_modules_are_imported():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_nothing_is_set_where_a_gpu_or_tpu_plugin_is_installed(tmp_path):
+    (tmp_path / "jax_plugins").mkdir()
+    (tmp_path / "jax_plugins" / "__init__.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *sys.path])
+    code = "import os, tunix_rt_pipelines.training.xla_flags\nprint(repr(os.environ.get('XLA_FLAGS')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "None"
