@@ -63,6 +63,11 @@ def eval_prompts(n: int, seed: int) -> list[str]:
     return [tpl.render_prompt(t.prompt) for t in generate_arithmetic(n, seed, id_prefix="bench:eval")]
 
 
+def _generated_tokens(rows: list[list[int]], eos_id: int) -> int:
+    """Tokens generated per row up to and including the first EOS, summed."""
+    return sum(row.index(eos_id) + 1 if eos_id in row else len(row) for row in rows)
+
+
 def child_hf(model_dir: str, prompts: list[str], max_new: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -79,9 +84,7 @@ def child_hf(model_dir: str, prompts: list[str], max_new: int) -> dict:
             out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, use_cache=True)
             dt = time.perf_counter() - t0
         new = out[:, batch["input_ids"].shape[1]:]
-        n = 0
-        for row in new.tolist():
-            n += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
+        n = _generated_tokens(new.tolist(), tok.eos_token_id)
         calls.append({"generate_s": dt, "call_wall_s": dt, "tokens": n, "tokens_per_s": n / dt})
     first = [new[i].tolist() for i in range(len(prompts))]
     return {"calls": calls, "first_row_tokens": first[0][:16], "prompt_tokens_padded": batch["input_ids"].shape[1]}
@@ -156,10 +159,7 @@ def child_interleaved(model_dir: str, prompts: list[str], max_new: int, rounds: 
             t0 = time.perf_counter()
             out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, use_cache=True)
             dt = time.perf_counter() - t0
-        n = 0
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            n += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
-        return n / dt
+        return _generated_tokens(out[:, batch["input_ids"].shape[1]:].tolist(), tok.eos_token_id) / dt
 
     def ours(module) -> float:  # noqa: ANN001
         gens = module.generate(Path(model_dir), prompts, max_new_tokens=max_new, batch_size=len(prompts),

@@ -74,7 +74,6 @@ def generate(
         return []
     info = resolve_torch_device(device)
     tokenizer, model, eos_ids = _load(*folder_key(model_dir), info.torch_device, dtype)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     if temperature > 0:
         decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}  # top_k 0: off
     else:

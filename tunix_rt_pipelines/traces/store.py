@@ -320,20 +320,16 @@ class TraceStore:
         if inserted == len(new):
             return {h for h, _ in new}
         batch_id = new[0][1][_TRACE_COLUMNS.index("batch_id")]
-        mine: set[str] = set()
-        candidates = [h for h, _ in new]
-        for i in range(0, len(candidates), 500):
-            mine.update(conn.execute(
-                sa.select(traces.c.content_hash)
-                .where(traces.c.content_hash.in_(candidates[i : i + 500]), traces.c.batch_id == batch_id)
-            ).scalars())
-        return mine
+        return self._existing_hashes(conn, [h for h, _ in new], batch_id=batch_id)
 
-    def _existing_hashes(self, conn: sa.Connection, hashes: list[str]) -> set[str]:
+    def _existing_hashes(self, conn: sa.Connection, hashes: list[str], *, batch_id: str | None = None) -> set[str]:
+        """The ``hashes`` already stored (by ``batch_id`` only, when given)."""
         found: set[str] = set()
         for i in range(0, len(hashes), 500):
-            part = hashes[i : i + 500]
-            found.update(conn.execute(sa.select(traces.c.content_hash).where(traces.c.content_hash.in_(part))).scalars())
+            q = sa.select(traces.c.content_hash).where(traces.c.content_hash.in_(hashes[i : i + 500]))
+            if batch_id is not None:
+                q = q.where(traces.c.batch_id == batch_id)
+            found.update(conn.execute(q).scalars())
         return found
 
     def _insert_rejects(self, conn: sa.Connection, rows: list[dict]) -> None:
@@ -412,7 +408,7 @@ class TraceStore:
 
 # -- SQLite rows ----------------------------------------------------------------------------
 
-_SQLITE = sa.create_engine("sqlite://").dialect
+_SQLITE = sqlite.dialect()
 # How SQLAlchemy stores a timestamp and a JSON value on SQLite; rows written by hand must match
 # the rows SQLAlchemy writes, because reads and range filters go through SQLAlchemy.
 _SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
@@ -429,13 +425,17 @@ def _sqlite_json_list(items: list[str]) -> str:
     return f"[{', '.join(map(_quote_ascii, items))}]"
 
 
+def _n_chars(t: ReasoningTrace) -> int:
+    """The ``n_chars`` column: characters of prompt, steps and answer."""
+    return len(t.prompt) + sum(map(len, t.steps)) + len(t.final_answer)
+
+
 def sqlite_row(h: str, t: ReasoningTrace, batch_id: str, stamp: str) -> tuple:
     """One trace as the values SQLAlchemy would store on SQLite, columns in table order."""
     m = t.metadata
-    steps = t.steps
-    n_chars = len(t.prompt) + sum(map(len, steps)) + len(t.final_answer)
-    return (h, t.id, t.schema_version, t.prompt, _sqlite_json_list(steps), t.final_answer, m.source, m.category,
-            m.difficulty, _sqlite_json_list(m.tags), _SQLITE_JSON(m.extra), len(steps), n_chars, batch_id, stamp)
+    return (h, t.id, t.schema_version, t.prompt, _sqlite_json_list(t.steps), t.final_answer, m.source, m.category,
+            m.difficulty, _sqlite_json_list(m.tags), _SQLITE_JSON(m.extra), len(t.steps), _n_chars(t), batch_id,
+            stamp)
 
 
 # -- PostgreSQL COPY path -------------------------------------------------------------------
@@ -458,13 +458,11 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
     encoding was the largest client-side cost of ingestion.
     """
     m = t.metadata
-    steps = t.steps
-    n_chars = len(t.prompt) + sum(map(len, steps)) + len(t.final_answer)
     return (
-        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{_esc(t.prompt)}\t{_esc(json_string_list(steps))}\t"
+        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{_esc(t.prompt)}\t{_esc(json_string_list(t.steps))}\t"
         f"{_esc(t.final_answer)}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
-        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(steps)}\t"
-        f"{n_chars}\t{batch_id}\t{created_iso}\n"
+        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t"
+        f"{_n_chars(t)}\t{batch_id}\t{created_iso}\n"
     )
 
 
