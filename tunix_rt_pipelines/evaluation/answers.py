@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tunix_rt_pipelines.evaluation.extraction import MARKER_HASH, NONE, extract, locate, strip_think
-from tunix_rt_pipelines.evaluation.lm_eval import INVALID, clean, clean_reference, flexible_answer, strict_answer
+from tunix_rt_pipelines.evaluation.lm_eval import INVALID, clean_reference, flexible_key, strict_key
 from tunix_rt_pipelines.evaluation.normalize import is_plain_int, same_answer
 
 METRIC = "answer_correctness@v1"
@@ -46,20 +46,19 @@ class ItemScore:
     metric: str = METRIC
 
 
-_STRICT_NOTHING = clean(INVALID)
 _INTERNED: dict[tuple, ItemScore] = {}
 _INTERN_LIMIT = 1 << 16
 
 
-def _item_score(outcome: str, extracted: str | None, extractor: str, strict: bool, flexible: bool) -> ItemScore:
-    """``ItemScore(...)``, shared between equal scores: immutable, and building a frozen dataclass
-    costs five times a dict lookup. The table is emptied when it reaches ``_INTERN_LIMIT``."""
-    key = (outcome, extracted, extractor, strict, flexible)
-    score = _INTERNED.get(key)
-    if score is None:
-        if len(_INTERNED) >= _INTERN_LIMIT:
-            _INTERNED.clear()
-        score = _INTERNED[key] = ItemScore(outcome, extracted, extractor, strict, flexible)
+def _new_score(key: tuple) -> ItemScore:
+    """The shared ``ItemScore`` for ``key`` (its fields in order), made on first use.
+
+    Equal scores share one object: it is immutable, and building a frozen dataclass costs five
+    times the dict lookup that finds it (``score_item`` looks it up inline and calls this only on a
+    miss). The table is emptied when it reaches ``_INTERN_LIMIT``."""
+    if len(_INTERNED) >= _INTERN_LIMIT:
+        _INTERNED.clear()
+    score = _INTERNED[key] = ItemScore(*key)
     return score
 
 
@@ -77,33 +76,38 @@ def score_item(output: str, expected: str) -> ItemScore:
         expected = str(expected)
     expected_int, reference = _reference(expected)
     i = output.rfind("#### ")
+    has_tag = "<" in output
     # Fast path, the shape our models are trained to produce: the output ends in "#### N" (N a
     # plain integer) and holds no think tag. That marker is then the last one by position, so
     # whatever markers come before it lose; our answer, lm-eval's flexible answer and (when it
     # is the first "#### ") its strict answer are all N, which lm-eval's cleanup leaves as it is.
-    if i >= 0 and "<" not in output:
+    if i >= 0 and not has_tag:
         answer = output[i + 5:]
         if (answer.isdigit() or (answer[:1] == "-" and answer[1:].isdigit())) and answer.isascii():
             flexible = answer == reference
-            strict = flexible if output.find("#### ") == i else clean(strict_answer(output)) == reference
+            first = output.find("#### ")
+            strict = flexible if first == i else strict_key(output, first) == reference
             if answer == expected:
                 correct = True
             elif expected_int is not None:
                 correct = int(answer) == expected_int
             else:
                 correct = same_answer(answer, expected)
-            return _item_score("correct" if correct else "wrong", answer, MARKER_HASH, strict, flexible)
-    # Without any "#### ", lm-eval's strict filter finds nothing: "[invalid]", cleaned.
-    strict = clean(strict_answer(output)) == reference if i >= 0 else reference == _STRICT_NOTHING
-    flexible = clean(flexible_answer(output)) == reference
-    answer, extractor, _ = locate(strip_think(output) if "<" in output else output)
+            key = ("correct" if correct else "wrong", answer, MARKER_HASH, strict, flexible)
+            return _INTERNED.get(key) or _new_score(key)
+    # Without any "#### ", lm-eval's strict filter finds nothing: "[invalid]" (cleaning leaves it).
+    strict = strict_key(output) == reference if i >= 0 else reference == INVALID
+    flexible = flexible_key(output) == reference
+    answer, extractor, _ = locate(strip_think(output) if has_tag else output)
     if answer is None:
-        return _item_score("invalid", None, NONE, strict, flexible)
-    if expected_int is not None and is_plain_int(answer):
-        correct = int(answer) == expected_int
+        key = ("invalid", None, NONE, strict, flexible)
     else:
-        correct = same_answer(answer, expected)
-    return _item_score("correct" if correct else "wrong", answer, extractor, strict, flexible)
+        if expected_int is not None and is_plain_int(answer):
+            correct = int(answer) == expected_int
+        else:
+            correct = same_answer(answer, expected)
+        key = ("correct" if correct else "wrong", answer, extractor, strict, flexible)
+    return _INTERNED.get(key) or _new_score(key)
 
 
 def score_items(records: Iterable[Mapping]) -> list[ItemScore]:

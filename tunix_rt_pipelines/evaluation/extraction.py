@@ -54,7 +54,7 @@ _THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
 _ANSWER = re.compile(r"(?:\b[Aa]nswer|\bANSWER)\**\s*\**[:：]")
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _BOXED = re.compile(r"\\boxed\s*\{")
-_DIGIT = re.compile(r"\d")  # what _NUMBER's \d matches (Unicode digits too)
+_LAST_DIGIT = re.compile(r".*\d", re.DOTALL)  # \d as in _NUMBER: Unicode decimal digits, str.isdecimal()
 # Unicode minus and dashes read as a minus sign (folded to '-' in the extracted number).
 _DASH_CHARS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
 DASHES = str.maketrans({c: "-" for c in _DASH_CHARS[1:]})
@@ -64,6 +64,7 @@ DASHES = str.maketrans({c: "-" for c in _DASH_CHARS[1:]})
 _NUMBER = re.compile(
     rf"(?:(?<![0-9A-Za-z)\]])[{_DASH_CHARS}])?(?:\d{{1,3}}(?:,\d{{3}})+(?![\d])|\d+)(?:\.\d+)?(?:/\d+)?"
 )
+_NUMBER_CHARS = frozenset(_DASH_CHARS + ",./")  # with the digits: every character a _NUMBER match can hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +170,22 @@ def locate(text: str) -> tuple[str | None, str, int]:
 
 def last_number(text: str) -> tuple[str | None, str, int]:
     """(number, "last_number", start) of the last number in ``text``; (None, "none", -1) when there is none."""
-    # Every number holds a digit and none spans a newline, so the last number lies on the line
-    # of the last digit: usually the last line; otherwise that line is found by scanning the
-    # reversed text for a digit. Only that line is searched.
-    line_start, line_end = text.rfind("\n") + 1, len(text)
-    digit = _DIGIT.search(text, line_start)
-    if digit is None:
-        found = _DIGIT.search(text[::-1]) if line_start else None
-        if found is None:
-            return None, NONE, -1
-        last_digit = len(text) - 1 - found.start()
-        line_start, line_end = text.rfind("\n", 0, last_digit) + 1, text.find("\n", last_digit)
-        digit = _DIGIT.search(text, line_start, line_end)
-    # A number starts at its first digit or the minus sign right before it: start there, not at
-    # the line's start (_NUMBER has no literal prefix, so every position costs a full attempt).
-    m = None
-    for m in _NUMBER.finditer(text, max(0, digit.start() - 1), line_end):  # noqa: B007
-        pass
-    number = m.group()  # the line holds a digit, so a match
+    # Every number ends in a digit, so the last number ends at the last digit; and it lies inside
+    # the run of characters a number is made of that holds that digit (a character outside
+    # _NUMBER_CHARS ends any match). _NUMBER is searched over that run only: it has no literal
+    # prefix, so each other position of the text would cost a full attempt. Its look-behind
+    # still sees the character before the run.
+    last = _LAST_DIGIT.match(text)  # backtracks from the end to the last digit, in C
+    if last is None:
+        return None, NONE, -1
+    end = last.end()
+    start = end - 1
+    while start and (text[start - 1] in _NUMBER_CHARS or text[start - 1].isdecimal()):
+        start -= 1
+    m = _NUMBER.search(text, start, end)  # found: the last digit starts a match if no earlier one covers it
+    while m.end() < end:  # usually one match: the run is one number
+        m = _NUMBER.search(text, m.end(), end)
+    number = m.group()
     return (number if number.isascii() else number.translate(DASHES)), LAST_NUMBER, m.start()
 
 

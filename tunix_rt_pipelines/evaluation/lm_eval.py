@@ -17,9 +17,9 @@ from functools import lru_cache
 
 INVALID = "[invalid]"
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
-FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 _TRAILING_DOT = re.compile(r"\.$")
-_RUN = re.compile(r"[$0-9.,]+")  # what FLEXIBLE's matches are made of (see flexible_answer)
+# flexible-extract's last match, searched for in the reversed output (see flexible_key): a run, then its sign.
+_FLEXIBLE_REVERSED = re.compile(r"([$0-9.,]{2,}|[0-9])(-?)")
 
 
 def clean(s: str) -> str:
@@ -39,40 +39,44 @@ def clean(s: str) -> str:
 clean_reference = lru_cache(maxsize=1 << 16)(clean)
 
 
-def strict_answer(output: str) -> str:
-    """What lm-eval's strict-match filter extracts from ``output`` (``[invalid]`` when nothing)."""
-    i = output.find("#### ")
+def _clean_run(s: str) -> str:
+    """``clean`` of a string made of ``[-$0-9.,]`` only: no case, no ``#### `` and no newline to handle."""
+    if "," in s:
+        s = s.replace(",", "")
+    if "$" in s:
+        s = s.replace("$", "")
+    return s[:-1] if s[-1:] == "." else s
+
+
+def strict_key(output: str, start: int | None = None) -> str:
+    """What lm-eval's strict-match compares for ``output``: its filter's answer, cleaned
+    (``[invalid]`` when nothing). ``start``: ``output.find("#### ")`` when the caller has it."""
+    i = output.find("#### ") if start is None else start
     if i < 0:
         return INVALID
     m = STRICT.search(output, i)
-    return m.group(1).strip() if m else INVALID
+    return _clean_run(m.group(1)) if m else INVALID  # the group holds no whitespace: strip() is a no-op
 
 
-def flexible_answer(output: str) -> str:
-    """What lm-eval's flexible-extract filter extracts from ``output`` (``[invalid]`` when nothing).
+def flexible_key(output: str) -> str:
+    """What lm-eval's flexible-extract compares for ``output``: its filter's answer, cleaned
+    (``[invalid]`` when nothing).
 
-    Scanned from the end instead of ``findall`` over the whole output; the same answer, because
-    the pattern's matches are exactly the maximal runs of ``[$0-9.,]`` that are two or more
-    characters long or a single digit, each with the ``-`` right before it if there is one:
-    left-to-right, the first alternative takes a whole run of two or more greedily, the second a
-    lone digit, and a lone ``.``, ``,`` or ``$`` matches neither. So the last match is the last
-    such run.
+    Found from the end instead of ``findall`` over the whole output, with the same answer: the
+    pattern's matches are exactly the maximal runs of ``[$0-9.,]`` that are two or more characters
+    long or a single digit, each with the ``-`` right before it if there is one (left to right, the
+    first alternative takes a whole run of two or more greedily, the second a lone digit, and a lone
+    ``.``, ``,`` or ``$`` matches neither). So the last match is the first such run in the reversed
+    output, where a search for ``_FLEXIBLE_REVERSED`` can only start at a run's first character.
     """
-    reverse = output[::-1]
-    pos = 0
-    while True:
-        m = _RUN.search(reverse, pos)
-        if m is None:
-            return INVALID
-        run = m.group()
-        if len(run) >= 2 or run.isdigit():
-            end = m.end()
-            sign = "-" if end < len(reverse) and reverse[end] == "-" else ""
-            return sign + run[::-1]
-        pos = m.end()
+    m = _FLEXIBLE_REVERSED.search(output[::-1])
+    if m is None:
+        return INVALID
+    run, sign = m.groups()
+    return _clean_run(sign + run[::-1])
 
 
 def lm_eval_matches(output: str, expected: str) -> tuple[bool, bool]:
     """(strict_match, flexible_match) as lm-eval-harness's GSM8K task decides them."""
     target = clean_reference(expected)
-    return clean(strict_answer(output)) == target, clean(flexible_answer(output)) == target
+    return strict_key(output) == target, flexible_key(output) == target

@@ -6,8 +6,8 @@ import re
 import pytest
 
 from tunix_rt_pipelines.evaluation.answers import METRIC, ItemScore, extract, score_item, score_items
-from tunix_rt_pipelines.evaluation.extraction import locate, strip_think
-from tunix_rt_pipelines.evaluation.lm_eval import flexible_answer, strict_answer
+from tunix_rt_pipelines.evaluation.extraction import _NUMBER, DASHES, last_number, locate, strip_think
+from tunix_rt_pipelines.evaluation.lm_eval import flexible_key, strict_key
 from tunix_rt_pipelines.evaluation.normalize import same_answer
 
 
@@ -87,6 +87,17 @@ def test_last_number_reads_a_minus_sign_but_not_a_hyphen():
     assert extract("the city has 6,146,249 people") == ("6,146,249", "last_number")
 
 
+def test_last_number_is_the_last_match_over_the_whole_text():
+    # last_number searches only the run around the last digit; the definition is every match.
+    r = random.Random(3)
+    pieces = ["1", "23", "4,567", ",", ".", "/", "-", "−", "–", " ", "\n", "a", ")", "٣", "²", "1,23", ".5", "x-"]
+    for _ in range(5000):
+        text = "".join(r.choice(pieces) for _ in range(r.randint(0, 14)))
+        matches = list(_NUMBER.finditer(text))
+        want = (matches[-1].group().translate(DASHES), "last_number", matches[-1].start()) if matches else (None, "none", -1)
+        assert last_number(text) == want, text
+
+
 def test_last_number_folds_a_unicode_minus_in_non_ascii_text():
     assert extract("3 × 4 = 12 and 5 − 8 = −3") == ("-3", "last_number")  # the "−" of "5 − 8" is a minus too
     assert extract("été: −7 °C\nthen ‒ nothing") == ("-7", "last_number")
@@ -132,8 +143,15 @@ def test_our_extraction_fixes_what_lm_eval_gets_wrong():
     assert score_item("<think>72</think> I am not sure", "72").outcome == "invalid"
 
 
-def _lm_eval_reference(output: str, expected: str) -> tuple[bool, bool]:
-    """lm-eval's RegexFilter + exact_match, written the way lm-eval writes them."""
+def _ignore(s: str) -> str:
+    for r in (",", "\\$", "(?s).*#### ", "\\.$"):
+        s = re.sub(r, "", s)
+    return s.lower()
+
+
+def _lm_eval_keys(output: str) -> tuple[str, str]:
+    """(strict, flexible): lm-eval's RegexFilter answers with exact_match's ignores applied, written
+    the way lm-eval writes them."""
     def pick(pattern: str, group_select: int) -> str:
         match = re.findall(pattern, output)
         if not match:
@@ -144,14 +162,13 @@ def _lm_eval_reference(output: str, expected: str) -> tuple[bool, bool]:
             match = match[0] if match else "[invalid]"
         return match.strip()
 
-    def ignore(s: str) -> str:
-        for r in (",", "\\$", "(?s).*#### ", "\\.$"):
-            s = re.sub(r, "", s)
-        return s.lower()
+    return _ignore(pick(r"#### (\-?[0-9\.\,]+)", 0)), _ignore(pick(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", -1))
 
-    strict = pick(r"#### (\-?[0-9\.\,]+)", 0)
-    flexible = pick(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", -1)
-    return ignore(strict) == ignore(expected), ignore(flexible) == ignore(expected)
+
+def _lm_eval_reference(output: str, expected: str) -> tuple[bool, bool]:
+    """lm-eval's (strict, flexible) exact_match of ``output`` against ``expected``."""
+    strict, flexible = _lm_eval_keys(output)
+    return strict == _ignore(expected), flexible == _ignore(expected)
 
 
 def _random_outputs(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -166,7 +183,7 @@ def test_lm_eval_matches_agree_with_lm_eval_on_random_strings():
     for output, expected in _random_outputs(3000):
         s = score_item(output, expected)
         assert (s.strict_match, s.flexible_match) == _lm_eval_reference(output, expected), output
-        assert strict_answer(output) and flexible_answer(output)
+        assert (strict_key(output), flexible_key(output)) == _lm_eval_keys(output), output
 
 
 def test_fast_path_agrees_with_the_general_path():
