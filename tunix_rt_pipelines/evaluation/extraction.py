@@ -105,20 +105,20 @@ def _rest_of_line(text: str, i: int) -> str:
     return ""
 
 
-def _last_hash(text: str) -> tuple[int, str]:
-    """(start, answer) of the last ``####`` marker with something after it; (-1, '') when none."""
-    end = len(text)
-    while True:
-        i = text.rfind("####", 0, end)
-        if i < 0:
-            return -1, ""
+def _last_hash(text: str, end: int) -> tuple[int, str]:
+    """(start, answer) of the last ``####`` marker with something after it; (-1, '') when none.
+
+    ``end``: ``text.rfind("####")``, the last occurrence, which the caller has already found."""
+    i = end
+    while i >= 0:
         k = i
         while k > 0 and text[k - 1] == "#":
             k -= 1
         answer = _rest_of_line(text, i + 4)
         if answer:
             return k, answer
-        end = k + 3  # look further left, past this run of '#'
+        i = text.rfind("####", 0, k + 3)  # look further left, past this run of '#'
+    return -1, ""
 
 
 def _boxed_content(text: str, open_end: int) -> str | None:
@@ -138,31 +138,28 @@ def _boxed_content(text: str, open_end: int) -> str | None:
 def locate(text: str) -> tuple[str | None, str, int]:
     """(answer, extractor, start) in think-stripped ``text``: the last marker by position, else the last number."""
     best_start, best_answer, best_extractor = -1, "", NONE
-    if "####" in text:
-        best_start, best_answer = _last_hash(text)
+    i = text.rfind("####")
+    if i >= 0:
+        best_start, best_answer = _last_hash(text, i)
         if best_start >= 0:
             best_extractor = MARKER_HASH
-    if "nswer" in text or "NSWER" in text:
-        # _ANSWER has no literal prefix, so finditer would try it at every position of a long
-        # output: anchor it instead one character before each "nswer"/"NSWER", last first.
-        hi = len(text)
-        while True:
-            j = max(text.rfind("nswer", 1, hi), text.rfind("NSWER", 1, hi))
-            if j - 1 <= best_start:  # also when neither is left (j = -1)
+    # _ANSWER has no literal prefix, so finditer would try it at every position of a long output:
+    # anchor it instead one character before each "nswer"/"NSWER", last first.
+    j = max(text.rfind("nswer", 1), text.rfind("NSWER", 1))
+    while j - 1 > best_start:  # also false when neither is left (j = -1)
+        m = _ANSWER.match(text, j - 1)
+        if m is not None:
+            answer = _rest_of_line(text, m.end())
+            if answer:
+                best_start, best_answer, best_extractor = j - 1, answer, MARKER_ANSWER
                 break
-            m = _ANSWER.match(text, j - 1)
-            if m is not None:
-                answer = _rest_of_line(text, m.end())
-                if answer:
-                    best_start, best_answer, best_extractor = j - 1, answer, MARKER_ANSWER
-                    break
-            hi = j + 4  # next: occurrences that start before j
+        j = max(text.rfind("nswer", 1, j + 4), text.rfind("NSWER", 1, j + 4))  # those that start before j
     if "boxed" in text:
-        for m in _BOXED.finditer(text):
-            if m.start() > best_start:
-                content = _boxed_content(text, m.end())
-                if content is not None and content.strip():
-                    best_start, best_answer, best_extractor = m.start(), content.strip(), BOXED
+        # Matches never overlap, so those that start after best_start are found from there on.
+        for m in _BOXED.finditer(text, best_start + 1):
+            content = _boxed_content(text, m.end())
+            if content is not None and content.strip():
+                best_start, best_answer, best_extractor = m.start(), content.strip(), BOXED
     if best_start >= 0:
         return best_answer, best_extractor, best_start
     return last_number(text)
