@@ -48,9 +48,9 @@ LAST_NUMBER = "last_number"
 NONE = "none"
 EXTRACTORS = (MARKER_HASH, MARKER_ANSWER, BOXED, LAST_NUMBER, NONE)
 
-_THINK_BLOCK = re.compile(r"<think\b[^>]*>.*?</think\s*>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<think\b[^>]*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
+_LAST_THINK_CLOSE = re.compile(r".*</think\s*>", re.DOTALL | re.IGNORECASE)  # backtracks from the end
 _ANSWER = re.compile(r"(?:\b[Aa]nswer|\bANSWER)\**\s*\**[:：]")
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _BOXED = re.compile(r"\\boxed\s*\{")
@@ -79,10 +79,19 @@ def strip_think(output: str) -> str:
     """``output`` without its think blocks (see the module docstring for unbalanced tags)."""
     if "<" not in output or "think" not in output.lower():
         return output
-    text = _THINK_BLOCK.sub("\n", output)
-    last_close = None
-    for last_close in _THINK_CLOSE.finditer(text):  # noqa: B007  (the last stray closer is wanted)
-        pass
+    # Each block (an opener, then the first closer after it) becomes a newline. Found opener by
+    # opener: a lazy ".*?" between the tags would step through the block one character at a time.
+    # An opener with no closer after it ends the search: no later opener can have one either.
+    pieces: list[str] = []
+    pos = 0
+    while (opener := _THINK_OPEN.search(output, pos)) is not None:
+        closer = _THINK_CLOSE.search(output, opener.end())
+        if closer is None:
+            break
+        pieces += (output[pos:opener.start()], "\n")
+        pos = closer.end()
+    text = "".join(pieces) + output[pos:] if pieces else output
+    last_close = _LAST_THINK_CLOSE.match(text)  # closers never overlap: the last one starts rightmost
     if last_close is not None:
         text = text[last_close.end():]
     opener = _THINK_OPEN.search(text)

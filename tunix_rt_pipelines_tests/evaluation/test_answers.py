@@ -37,6 +37,30 @@ def test_stray_closing_think_drops_the_reasoning_before_it():
     assert extract("99 bottles\n</think>\nno number here") == (None, "none")
 
 
+def test_strip_think_follows_its_definition_on_random_strings():
+    # The definition: every block "<think…>…</think>" (lazy) replaced by a newline, then all
+    # up to the last stray closer dropped, then all from the first unclosed opener.
+    block = re.compile(r"<think\b[^>]*>.*?</think\s*>", re.DOTALL | re.IGNORECASE)
+    closer = re.compile(r"</think\s*>", re.IGNORECASE)
+    opener = re.compile(r"<think\b[^>]*>", re.IGNORECASE)
+
+    def reference(output: str) -> str:
+        if "<" not in output or "think" not in output.lower():
+            return output
+        text = block.sub("\n", output)
+        closers = list(closer.finditer(text))
+        text = text[closers[-1].end():] if closers else text
+        first = opener.search(text)
+        return text[: first.start()] if first else text
+
+    r = random.Random(4)
+    pieces = ["<think>", "</think>", "<THINK a=1>", "</Think \n>", "<thinking>", "<think", "</think", "x", "7", "\n",
+              ">", "<", " "]
+    for _ in range(5000):
+        output = "".join(r.choice(pieces) for _ in range(r.randint(0, 10)))
+        assert strip_think(output) == reference(output), output
+
+
 def test_answer_before_an_unclosed_think_still_counts():
     assert extract("#### 8\n<think>or was it 9") == ("8", "marker_hash")
 
