@@ -23,8 +23,8 @@ Throughput: the common shape (steps, then ``#### N`` with an integer) takes a pa
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from tunix_rt_pipelines.evaluation.extraction import MARKER_HASH, NONE, extract, locate, strip_think
 from tunix_rt_pipelines.evaluation.lm_eval import INVALID, clean_reference, flexible_key, strict_key
@@ -36,8 +36,10 @@ OUTCOMES = ("correct", "wrong", "invalid")
 __all__ = ["METRIC", "OUTCOMES", "ItemScore", "extract", "score_item", "score_items"]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemScore:
+class ItemScore(NamedTuple):
+    """One item's score. A named tuple: immutable, and made several times faster than a frozen
+    dataclass, which sets each field through ``object.__setattr__``."""
+
     outcome: str  # correct | wrong | invalid
     extracted: str | None  # the answer as written (trimmed); None when invalid
     extractor: str  # marker_hash | marker_answer | boxed | last_number | none
@@ -53,8 +55,8 @@ _INTERN_LIMIT = 1 << 16
 def _new_score(key: tuple) -> ItemScore:
     """The shared ``ItemScore`` for ``key`` (its fields in order), made on first use.
 
-    Equal scores share one object: it is immutable, and building a frozen dataclass costs five
-    times the dict lookup that finds it (``score_item`` looks it up inline and calls this only on a
+    Equal scores share one object: it is immutable, and building one costs several times the
+    dict lookup that finds it (``score_item`` looks it up inline and calls this only on a
     miss). The table is emptied when it reaches ``_INTERN_LIMIT``."""
     if len(_INTERNED) >= _INTERN_LIMIT:
         _INTERNED.clear()
