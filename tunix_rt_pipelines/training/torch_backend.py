@@ -169,6 +169,35 @@ def accumulate_gradients(
     return total / n_targets
 
 
+def optimizer_step(
+    model: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    micro_batches: Sequence[stream.TokenBatch],
+    *,
+    lr: float,
+    grad_clip: float | None,
+    device: torch.device,
+    bf16: bool = False,
+    step: int = 0,
+) -> float:
+    """One update from ``micro_batches`` at ``lr``: gradients, global-norm clip, optimizer step.
+
+    Returns the step's mean target loss. Raises ``NonFiniteLoss`` (naming ``step + 1``) before
+    the update when the loss or the gradient norm is not finite, so the weights stay as they were.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = accumulate_gradients(model, micro_batches, device, bf16=bf16)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
+    loss_value, norm_value = torch.stack([loss, grad_norm.to(loss.device)]).tolist()  # one device sync
+    if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+        raise NonFiniteLoss(f"step {step + 1}: loss {loss_value}, gradient norm {norm_value} (lr {lr:g})")
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_value
+
+
 @torch.no_grad()
 def evaluate(
     model: PreTrainedModel, batches: Iterator[stream.TokenBatch], device: torch.device, *, bf16: bool = False
@@ -422,16 +451,9 @@ def train(
     while step < cfg.steps:
         t0 = time.perf_counter()
         lr = learning_rate(cfg.optimizer, cfg.steps, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         micro = [next(batches) for _ in range(cfg.grad_accum_steps)]
-        loss = accumulate_gradients(model, micro, device, bf16=bf16)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.grad_clip or math.inf)
-        loss_value, norm_value = torch.stack([loss, grad_norm.to(loss.device)]).tolist()  # one device sync
-        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-            raise NonFiniteLoss(f"step {step + 1}: loss {loss_value}, gradient norm {norm_value} (lr {lr:g})")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss_value = optimizer_step(model, optimizer, params, micro, lr=lr, grad_clip=cfg.optimizer.grad_clip,
+                                    device=device, bf16=bf16, step=step)
         step += 1
         step_tokens = sum(b.n_real_tokens for b in micro)
         tokens += step_tokens
