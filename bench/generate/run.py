@@ -68,7 +68,9 @@ def _generated_tokens(rows: list[list[int]], eos_id: int) -> int:
     return sum(row.index(eos_id) + 1 if eos_id in row else len(row) for row in rows)
 
 
-def child_hf(model_dir: str, prompts: list[str], max_new: int) -> dict:
+def _hf_generate(model_dir: str, prompts: list[str], max_new: int):  # noqa: ANN202
+    """The peer, set up once: ``generate() -> (seconds, new token rows)`` on the left-padded batch,
+    and the padded prompt length."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -77,17 +79,26 @@ def child_hf(model_dir: str, prompts: list[str], max_new: int) -> dict:
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                                                bos_token_id=tok.bos_token_id)
     batch = tok(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
-    calls = []
-    for _ in range(CALLS):
+    prompt_len = batch["input_ids"].shape[1]
+
+    def generate() -> tuple[float, list[list[int]]]:
         with torch.inference_mode():
             t0 = time.perf_counter()
             out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, use_cache=True)
             dt = time.perf_counter() - t0
-        new = out[:, batch["input_ids"].shape[1]:]
-        n = _generated_tokens(new.tolist(), tok.eos_token_id)
+        return dt, out[:, prompt_len:].tolist()
+
+    return generate, tok.eos_token_id, prompt_len
+
+
+def child_hf(model_dir: str, prompts: list[str], max_new: int) -> dict:
+    generate, eos_id, prompt_len = _hf_generate(model_dir, prompts, max_new)
+    calls = []
+    for _ in range(CALLS):
+        dt, rows = generate()
+        n = _generated_tokens(rows, eos_id)
         calls.append({"generate_s": dt, "call_wall_s": dt, "tokens": n, "tokens_per_s": n / dt})
-    first = [new[i].tolist() for i in range(len(prompts))]
-    return {"calls": calls, "first_row_tokens": first[0][:16], "prompt_tokens_padded": batch["input_ids"].shape[1]}
+    return {"calls": calls, "first_row_tokens": rows[0][:16], "prompt_tokens_padded": prompt_len}
 
 
 def child_ours(backend: str, model_dir: str, prompts: list[str], max_new: int) -> dict:
@@ -143,23 +154,13 @@ def child_interleaved(model_dir: str, prompts: list[str], max_new: int, rounds: 
     """One call of each generator per round, order rotated; per-round ratios against HF."""
     import statistics
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
     from tunix_rt_pipelines.inference import jax_generate, torch_generate
 
-    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                               bos_token_id=tok.bos_token_id)
-    batch = tok(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
+    generate, eos_id, _ = _hf_generate(model_dir, prompts, max_new)
 
     def hf() -> float:
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, use_cache=True)
-            dt = time.perf_counter() - t0
-        return _generated_tokens(out[:, batch["input_ids"].shape[1]:].tolist(), tok.eos_token_id) / dt
+        dt, rows = generate()
+        return _generated_tokens(rows, eos_id) / dt
 
     def ours(module) -> float:  # noqa: ANN001
         gens = module.generate(Path(model_dir), prompts, max_new_tokens=max_new, batch_size=len(prompts),
@@ -172,7 +173,7 @@ def child_interleaved(model_dir: str, prompts: list[str], max_new: int, rounds: 
     names = list(calls)
     per_round = []
     for r in range(rounds):
-        order = names[r % 3:] + names[:r % 3]
+        order = train_bench.rotation(names, r)
         per_round.append({name: calls[name]() for name in order})
     ratios = {f"{a} / hf-generate": statistics.median(x[a] / x["hf-generate"] for x in per_round)
               for a in ("ours-torch", "ours-jax")}

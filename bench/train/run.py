@@ -238,22 +238,17 @@ def _hf_stepper(cfg, model_dir: str, examples: list, pad: int, bs: int):  # noqa
 
 
 def _ours_torch_stepper(cfg, model_dir: str, examples: list, pad: int, compile_: bool):  # noqa: ANN001, ANN202
-    """A step function over ``torch_backend``'s own pieces, set up as ``train`` sets them up (the
-    model, its trainable parameters, the optimizer, the compiled decoder, the packed stream) and
-    stepped by ``optimizer_step``, which ``train`` calls too: ``step() -> (real tokens, slots, loss)``."""
+    """A step function over ``torch_backend``'s own pieces: ``load_for_training`` and the packed
+    stream as ``train`` sets them up, stepped by ``optimizer_step``, which ``train`` calls too:
+    ``step() -> (real tokens, slots, loss)``."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     from tunix_rt_pipelines.training import stream
     from tunix_rt_pipelines.training import torch_backend as tb
 
     device = torch.device("cpu")
     torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
-    params = list(tb._trainable(model).values())
-    opt = tb._make_optimizer(cfg.optimizer, params, device)
-    if compile_:
-        model.get_decoder().compile(dynamic=False)
+    model, params, opt = tb.load_for_training(cfg.replace(compile=compile_), Path(model_dir), device)
     model.train()
     batches = stream.training_batches(examples, batch_size=cfg.batch_size, seq_len=cfg.seq_len, pad_id=pad,
                                       seed=cfg.seed, pack=cfg.pack)
@@ -294,6 +289,12 @@ def child_hf(size: str, model_dir: str, pairs_path: str, warmup: int, timed: int
             "slots_per_step": sum(padded[warmup:]) / timed, "fill": n / sum(padded[warmup:])}
 
 
+def rotation(names: list[str], r: int) -> list[str]:
+    """``names`` rotated by ``r``: round ``r``'s order in the interleaved modes, so each goes first in turn."""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
 def child_interleaved(size: str, model_dir: str, pairs_path: str, warmup: int, rounds: int, per_round: int) -> dict:
     """The HF loop, ours-torch and ours-torch-compile in one process, ``per_round`` steps of each
     per round, the order rotated every round: the VM's drift falls on all three alike."""
@@ -314,7 +315,7 @@ def child_interleaved(size: str, model_dir: str, pairs_path: str, warmup: int, r
     totals = {m: {"tokens": 0, "slots": 0, "s": 0.0} for m in names}
     per_round_rate: dict[str, list[float]] = {m: [] for m in names}
     for r in range(rounds):
-        for m in names[r % len(names):] + names[: r % len(names)]:
+        for m in rotation(names, r):
             tokens = slots = 0
             t0 = time.perf_counter()
             for _ in range(per_round):

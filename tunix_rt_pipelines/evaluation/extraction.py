@@ -114,11 +114,10 @@ def _rest_of_line(text: str, i: int) -> str:
     return ""
 
 
-def _last_hash(text: str, end: int) -> tuple[int, str]:
+def _last_hash(text: str, i: int) -> tuple[int, str]:
     """(start, answer) of the last ``####`` marker with something after it; (-1, '') when none.
 
-    ``end``: ``text.rfind("####")``, the last occurrence, which the caller has already found."""
-    i = end
+    ``i``: ``text.rfind("####")``, the last occurrence, which the caller has already found."""
     while i >= 0:
         k = i
         while k > 0 and text[k - 1] == "#":

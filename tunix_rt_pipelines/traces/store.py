@@ -229,7 +229,7 @@ class TraceStore:
 
         try:
             with self.engine.begin() as conn:
-                inserted = self._insert_traces(conn, chunk) if seen else set()
+                inserted = self._insert_traces(conn, chunk, batch.id) if seen else set()
                 not_inserted = [h for h in seen if h not in inserted]
                 existing = self._existing_hashes(conn, not_inserted)
                 for h in not_inserted:
@@ -293,12 +293,14 @@ class TraceStore:
             "created_at": now,
         }
 
-    def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk) -> set[str]:
+    def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk, batch_id: str) -> set[str]:
         if self.dialect == "postgresql":
             return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_lines)
-        return self._sqlite_insert_traces(conn, list(chunk.candidates), chunk.rows)
+        return self._sqlite_insert_traces(conn, list(chunk.candidates), chunk.rows, batch_id)
 
-    def _sqlite_insert_traces(self, conn: sa.Connection, hashes: list[str], rows: list[tuple]) -> set[str]:
+    def _sqlite_insert_traces(
+        self, conn: sa.Connection, hashes: list[str], rows: list[tuple], batch_id: str
+    ) -> set[str]:
         """Insert the rows that are new (``rows[i]`` holds ``hashes[i]``); returns their hashes.
 
         One ``executemany`` of ready tuples on the driver's cursor, in the same transaction
@@ -319,7 +321,6 @@ class TraceStore:
             cur.close()
         if inserted == len(new):
             return {h for h, _ in new}
-        batch_id = new[0][1][_TRACE_COLUMNS.index("batch_id")]
         return self._existing_hashes(conn, [h for h, _ in new], batch_id=batch_id)
 
     def _existing_hashes(self, conn: sa.Connection, hashes: list[str], *, batch_id: str | None = None) -> set[str]:

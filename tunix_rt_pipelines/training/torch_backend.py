@@ -403,6 +403,24 @@ def export_hf(model: PreTrainedModel, tokenizer, out_dir: Path) -> Path:  # noqa
 # --- the loop ---------------------------------------------------------------------------------
 
 
+def load_for_training(
+    cfg: TrainingConfig, model_dir: Path, device: torch.device
+) -> tuple[PreTrainedModel, list[nn.Parameter], torch.optim.Optimizer]:
+    """(model, trainable parameters, optimizer) as ``train`` starts from them: fp32 weights on
+    ``device``, LoRA adapters when the config asks, the decoder compiled when it asks."""
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
+    if cfg.lora.enabled:
+        add_lora(model, cfg.lora)
+    params = list(_trainable(model).values())
+    optimizer = _make_optimizer(cfg.optimizer, params, device)
+    if cfg.compile:
+        # In place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
+        # eager model. Static shapes: every packed batch is [batch_size, seq_len]. The loss head
+        # stays eager: it selects target rows, a data-dependent shape.
+        model.get_decoder().compile(dynamic=False)
+    return model, params, optimizer
+
+
 def train(
     cfg: TrainingConfig,
     model_dir: Path,
@@ -422,16 +440,7 @@ def train(
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
-    if cfg.lora.enabled:
-        add_lora(model, cfg.lora)
-    params = list(_trainable(model).values())
-    optimizer = _make_optimizer(cfg.optimizer, params, device)
-    if cfg.compile:
-        # In place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
-        # eager model. Static shapes: every packed batch is [batch_size, seq_len]. The loss head
-        # stays eager: it selects target rows, a data-dependent shape.
-        model.get_decoder().compile(dynamic=False)
+    model, params, optimizer = load_for_training(cfg, model_dir, device)
 
     ckpt_root = run_dir / "checkpoints"
     state = resume(ckpt_root, model, optimizer, cfg)
