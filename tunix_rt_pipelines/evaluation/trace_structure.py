@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tunix_rt_pipelines.evaluation.extraction import LAST_NUMBER, NONE, extract_answer, last_number
 from tunix_rt_pipelines.evaluation.normalize import canonical, same_answer
@@ -43,8 +43,9 @@ MIN_LOOP_TOKENS = 6  # a loop must cover at least this many tokens (and three pe
 MAX_LINE_REPEATS = 2  # a non-empty line may occur this often; one more is a loop
 
 
-@dataclass(frozen=True, slots=True)
-class TraceScore:
+class TraceScore(NamedTuple):
+    """One output's checks. A named tuple, as ``answers.ItemScore``: immutable and cheap to build."""
+
     steps_present: bool
     final_answer_stated: bool
     answer_consistent_with_last_step: bool
@@ -53,16 +54,33 @@ class TraceScore:
     metric: str = METRIC
 
 
-def ends_in_loop(tokens: list[str], *, max_period: int = MAX_LOOP_PERIOD, min_tokens: int = MIN_LOOP_TOKENS) -> bool:
-    """Whether ``tokens`` end in a run that repeats with some period ``n`` <= ``max_period``
-    over at least ``max(3n, min_tokens)`` tokens (a trailing partial copy included)."""
-    total = len(tokens)
-    for n in range(1, max_period + 1):
+# A loop needs at most max(3 * MAX_LOOP_PERIOD, MIN_LOOP_TOKENS) tokens to be seen, and the check
+# is made with and without the last token: more of the output than this many tokens at its end
+# cannot change it.
+_TAIL_TOKENS = max(3 * MAX_LOOP_PERIOD, MIN_LOOP_TOKENS) + 2
+
+
+def ends_in_loop(tokens: list[str], *, max_period: int = MAX_LOOP_PERIOD, min_tokens: int = MIN_LOOP_TOKENS,
+                 total: int | None = None) -> bool:
+    """Whether ``tokens[:total]`` (all of them by default) end in a run that repeats with some
+    period ``n`` <= ``max_period`` over at least ``max(3n, min_tokens)`` tokens (a trailing
+    partial copy included)."""
+    if total is None:
+        total = len(tokens)
+    if total < min_tokens:
+        return False
+    last = total - 1
+    end = tokens[last]
+    # A run of period n holds tokens[last - n] == end. Usually no token among the max_period
+    # before the last equals it: one C-level scan then rules out every period.
+    if end not in tokens[max(0, last - max_period):last]:
+        return False
+    for n in range(1, min(max_period, total // 3) + 1):  # the periods whose max(3n, min_tokens) fits
+        if tokens[last - n] != end:
+            continue
         need = max(3 * n, min_tokens)
-        if need > total:
-            break
         length = n  # the last n tokens trivially have period n; extend leftwards while it holds
-        while length < total and tokens[total - 1 - length] == tokens[total - 1 - length + n]:
+        while length < need and tokens[last - length] == tokens[last - length + n]:
             length += 1
         if length >= need:
             return True
@@ -70,9 +88,10 @@ def ends_in_loop(tokens: list[str], *, max_period: int = MAX_LOOP_PERIOD, min_to
 
 
 def has_repeated_lines(lines: Iterable[str], *, max_repeats: int = MAX_LINE_REPEATS) -> bool:
-    counts = Counter(line.strip() for line in lines)
-    counts.pop("", None)
-    return any(c > max_repeats for c in counts.values())
+    stripped = [line for line in map(str.strip, lines) if line]
+    if len(set(stripped)) == len(stripped):  # the usual case: no line occurs twice
+        return False
+    return max(Counter(stripped).values()) > max_repeats
 
 
 def _mentions(line: str, answer: str) -> bool:
@@ -84,7 +103,7 @@ def score_trace(output: str) -> TraceScore:
     """The ``trace_structure@v1`` checks on one generated ``output``."""
     found = extract_answer(output)
     text = found.text
-    tokens = output.split()
+    tokens = output.rsplit(None, _TAIL_TOKENS)[-_TAIL_TOKENS:]  # the end is what a loop check reads
     if found.extractor == NONE:
         steps = [line for line in text.splitlines() if line.strip()]
         consistent = False
@@ -110,9 +129,9 @@ def score_trace(output: str) -> TraceScore:
         len(steps) >= 2,
         found.extractor not in (LAST_NUMBER, NONE),
         consistent,
-        not has_repeated_lines(output.splitlines()) and not (ends_in_loop(tokens) or ends_in_loop(tokens[:-1])),
+        not has_repeated_lines(output.splitlines()) and not (ends_in_loop(tokens) or ends_in_loop(tokens, total=len(tokens) - 1)),
     )
-    return TraceScore(*checks, score=round(sum(checks) / 4, 4))
+    return TraceScore(*checks, score=sum(checks) / 4)  # 0, 0.25, 0.5, 0.75 or 1: exact, no rounding
 
 
 def score_traces(outputs: Iterable[str]) -> list[TraceScore]:

@@ -1,6 +1,16 @@
 """trace_structure@v1: steps, a stated answer that follows from the last step, and no loops."""
 
-from tunix_rt_pipelines.evaluation.trace_structure import METRIC, ends_in_loop, score_trace, score_traces
+import random
+
+from tunix_rt_pipelines.evaluation.trace_structure import (
+    MAX_LOOP_PERIOD,
+    METRIC,
+    MIN_LOOP_TOKENS,
+    ends_in_loop,
+    has_repeated_lines,
+    score_trace,
+    score_traces,
+)
 
 GOOD = "The pens cost 5 × 3 = 15 dollars.\nThe change is 20 − 15 = 5 dollars.\n#### 5"
 
@@ -51,3 +61,32 @@ def test_a_loop_inside_an_unclosed_think_block_still_counts():
 def test_scoring_traces_twice_is_identical():
     outputs = [GOOD, "#### 5", "", "no answer at all"]
     assert score_traces(outputs) == score_traces(outputs)
+
+
+def _ends_in_loop_by_definition(tokens: list[str]) -> bool:
+    """The docstring's rule, checked period by period over the whole list."""
+    total = len(tokens)
+    return any(
+        max(3 * n, MIN_LOOP_TOKENS) <= total
+        and all(tokens[i] == tokens[i + n] for i in range(total - max(3 * n, MIN_LOOP_TOKENS), total - n))
+        for n in range(1, MAX_LOOP_PERIOD + 1))
+
+
+def test_ends_in_loop_agrees_with_its_definition_on_random_token_runs():
+    r = random.Random(5)
+    for _ in range(5000):
+        unit = [r.choice("abc") for _ in range(r.randint(1, 18))]
+        tokens = [r.choice("abcd") for _ in range(r.randint(0, 8))] + unit * r.randint(1, 4) + unit[:r.randint(0, 17)]
+        assert ends_in_loop(tokens) == _ends_in_loop_by_definition(tokens), tokens
+
+
+def test_a_loop_of_the_longest_period_counts_after_a_long_output_and_one_token_short_does_not():
+    head = "\n".join(f"{i} + 1 = {i + 1}" for i in range(300)) + "\n"
+    unit = [f"w{i}" for i in range(MAX_LOOP_PERIOD)]
+    assert not score_trace(head + " ".join(unit * 3)).no_repetition_loop
+    assert score_trace(head + " ".join((unit * 3)[:-2])).no_repetition_loop  # 46 tokens, even without the last: no loop
+
+
+def test_repeated_lines_ignore_blank_lines_and_surrounding_spaces():
+    assert not has_repeated_lines(["", "", "", "x", " x"])
+    assert has_repeated_lines(["x", " x ", "x\t"])
