@@ -83,15 +83,18 @@ def scorecard(item_scores: Iterable[object], items_meta: Sequence[Mapping], *, m
     outcomes = [_outcome(item) for item in item_scores]
     if len(outcomes) != len(items_meta):
         raise ValueError(f"{len(outcomes)} item scores for {len(items_meta)} items")
-    total: Counter = Counter()
-    reasons: Counter = Counter()
-    groups: dict[str, dict[str, Counter]] = {key: {} for key in BREAKDOWNS}
-    for (outcome, reason), meta in zip(outcomes, items_meta):
-        total[outcome] += 1
-        if outcome == "unscored":
-            reasons[str(reason) if reason else "unspecified"] += 1
+    total = Counter(outcome for outcome, _ in outcomes)
+    reasons = Counter(str(reason) if reason else "unspecified" for outcome, reason in outcomes if outcome == "unscored")
+    # One count per (group name, outcome) pair, split into a Counter per group afterwards: a Counter
+    # made per item and breakdown cost more than the rest of the scorecard.
+    pairs: dict[str, Counter] = {key: Counter() for key in BREAKDOWNS}
+    for (outcome, _), meta in zip(outcomes, items_meta):
         for key in BREAKDOWNS:
-            groups[key].setdefault(str(meta.get(key) or "unknown"), Counter())[outcome] += 1
+            pairs[key][str(meta.get(key) or "unknown"), outcome] += 1
+    groups: dict[str, dict[str, Counter]] = {key: {} for key in BREAKDOWNS}
+    for key, counts in pairs.items():
+        for (name, outcome), n in counts.items():
+            groups[key].setdefault(name, Counter())[outcome] = n
     n_scored = total["correct"] + total["wrong"] + total["invalid"]
     mean = total["correct"] / n_scored if n_scored else None
     card = {
