@@ -315,16 +315,21 @@ def read_prediction_records(path: Path) -> list[dict]:
               help="llm_judge: a rubric file (YAML/JSON {name, template, scale}, or the template as text).")
 @click.option("--timeout", type=float, help="llm_judge: seconds per request [default: 60].")
 @click.option("--api-key-env", help="llm_judge: environment variable holding the endpoint's API key.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="answer_correctness: processes that score a large file [default: the CPUs this process may use].")
 @click.option("--json", "as_json", is_flag=True)
 def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | None, rubric: Path | None,
-            timeout: float | None, api_key_env: str | None, as_json: bool) -> None:
+            timeout: float | None, api_key_env: str | None, workers: int | None, as_json: bool) -> None:
     """Score predictions made anywhere: a JSONL of {item_id, expected_answer, output}; no generation."""
     from tunix_rt_pipelines.evaluation.judges import get_judge
     from tunix_rt_pipelines.evaluation.llm_judge import Rubric
+    from tunix_rt_pipelines.evaluation.parallel import default_workers
 
     llm_options = {"--judge-url": judge_url, "--judge-model": judge_model, "--rubric": rubric,
                    "--timeout": timeout, "--api-key-env": api_key_env}
     if judge == "llm_judge":
+        if workers is not None:
+            raise click.UsageError("--workers: only for --judge answer_correctness")
         missing = [name for name in ("--judge-url", "--judge-model") if not llm_options[name]]
         if missing:
             raise click.UsageError(f"--judge llm_judge needs {' and '.join(missing)}")
@@ -344,7 +349,7 @@ def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | No
         given = [name for name, value in llm_options.items() if value is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only for --judge llm_judge")
-        scorer = get_judge(judge)
+        scorer = get_judge(judge, workers=workers or default_workers())
 
     rows, card = scorer.score_records(read_prediction_records(file))
     if as_json:

@@ -77,6 +77,22 @@ def test_rescore_scores_predictions_made_elsewhere(home, tmp_path):
     assert (out["scorecard"]["n_items"], out["scorecard"]["primary_score"]) == (2, 0.5)
 
 
+def test_rescore_with_workers_gives_the_same_records(home, tmp_path):
+    path = write_jsonl(tmp_path / "preds.jsonl", [
+        {"item_id": f"i{k}", "expected_answer": str(k), "output": f"{k} + 1 = {k + 1}\n#### {k + k % 3}"}
+        for k in range(50)])
+    assert cli("rescore", str(path), "--json", "--workers", "2").stdout == cli("rescore", str(path), "--json",
+                                                                                 "--workers", "1").stdout
+
+
+def test_rescore_refuses_workers_for_the_llm_judge(home, tmp_path):
+    path = write_jsonl(tmp_path / "preds.jsonl", [{"item_id": "a", "expected_answer": "1", "output": "#### 1"}])
+    result = subprocess.run([sys.executable, "-m", "tunix_rt_pipelines.cli", "rescore", str(path), "--judge",
+                             "llm_judge", "--judge-url", "http://127.0.0.1:9", "--judge-model", "m", "--workers", "2"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "--workers: only for --judge answer_correctness" in result.stderr
+
+
 def test_rescore_names_the_file_line_and_field_of_a_bad_record(home, tmp_path):
     path = write_jsonl(tmp_path / "preds.jsonl", [{"item_id": "a", "expected_answer": "1", "output": "#### 1"},
                                                    {"item_id": "b", "output": "#### 2"}])

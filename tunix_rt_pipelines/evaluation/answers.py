@@ -22,13 +22,14 @@ Throughput: the common shape (steps, then ``#### N`` with an integer) takes a pa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
 from tunix_rt_pipelines.evaluation.extraction import MARKER_HASH, NONE, extract, locate, strip_think
 from tunix_rt_pipelines.evaluation.lm_eval import INVALID, clean_reference, flexible_key, strict_key
 from tunix_rt_pipelines.evaluation.normalize import is_plain_int, same_answer
+from tunix_rt_pipelines.evaluation.parallel import map_slices
 
 METRIC = "answer_correctness@v1"
 OUTCOMES = ("correct", "wrong", "invalid")
@@ -112,7 +113,16 @@ def score_item(output: str, expected: str) -> ItemScore:
     return _INTERNED.get(key) or _new_score(key)
 
 
-def score_items(records: Iterable[Mapping]) -> list[ItemScore]:
-    """Scores of prediction records (``output`` and ``expected_answer`` each), in order."""
+def _score_records(records: Iterable[Mapping]) -> list[ItemScore]:
     score = score_item
     return [score(r["output"], r["expected_answer"]) for r in records]
+
+
+def score_items(records: Iterable[Mapping], *, workers: int = 1) -> list[ItemScore]:
+    """Scores of prediction records (``output`` and ``expected_answer`` each), in order.
+
+    ``workers`` > 1 scores slices in forked processes (see :mod:`.parallel`; small batches stay
+    in this process); the scores are the same."""
+    if workers > 1:
+        return map_slices(_score_records, records if isinstance(records, Sequence) else list(records), workers=workers)
+    return _score_records(records)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from tunix_rt_pipelines.evaluation.answers import METRIC, score_item
+from collections.abc import Sequence
+
+from tunix_rt_pipelines.evaluation.answers import METRIC, ItemScore, score_item
+from tunix_rt_pipelines.evaluation.parallel import map_slices
 from tunix_rt_pipelines.evaluation.scorecard import scorecard
 from tunix_rt_pipelines.evaluation.trace_structure import METRIC as TRACE_METRIC
-from tunix_rt_pipelines.evaluation.trace_structure import score_traces
+from tunix_rt_pipelines.evaluation.trace_structure import TraceScore, score_trace
 from tunix_rt_pipelines.evaluation.store import evaluation_id
 from tunix_rt_pipelines.inference.predict import from_jsonl
 
 
-def score_records(records: list[dict]) -> tuple[list[dict], dict]:
-    """(item rows, scorecard) of prediction records ``{item_id, expected_answer, output, [section, ...]}``."""
+def _score_both(records: Sequence[dict]) -> list[tuple[ItemScore, TraceScore]]:
+    return [(score_item(r["output"], r["expected_answer"]), score_trace(r["output"])) for r in records]
+
+
+def score_records(records: Sequence[dict], *, workers: int = 1) -> tuple[list[dict], dict]:
+    """(item rows, scorecard) of prediction records ``{item_id, expected_answer, output, [section, ...]}``.
+
+    ``workers`` > 1 scores slices in forked processes (see :mod:`.parallel`); same rows, same card."""
+    scored = map_slices(_score_both, records, workers=workers)
     rows = []
-    for r in records:
-        s = score_item(r["output"], r["expected_answer"])
+    for r, (s, _) in zip(records, scored):
         rows.append({
             "item_id": r["item_id"],
             "outcome": s.outcome,
@@ -30,7 +39,7 @@ def score_records(records: list[dict]) -> tuple[list[dict], dict]:
     meta = [{"section": r.get("section", "unknown"), "category": r.get("category", "unknown"),
              "difficulty": r.get("difficulty", "unknown")} for r in records]
     card = scorecard([row["outcome"] for row in rows], meta)
-    card["trace_structure"] = trace_structure_summary([r["output"] for r in records])
+    card["trace_structure"] = trace_structure_summary([t for _, t in scored])
     card["lm_eval"] = lm_eval_summary(rows)
     return rows, card
 
@@ -44,9 +53,8 @@ def lm_eval_summary(rows: list[dict]) -> dict:
             "flexible_extract": round(sum(r["flexible_match"] for r in rows) / n, 6) if n else None}
 
 
-def trace_structure_summary(outputs: list[str]) -> dict:
-    """Means of trace_structure@v1 and its four checks over the outputs (a secondary view of form)."""
-    scores = score_traces(outputs)
+def trace_structure_summary(scores: Sequence[TraceScore]) -> dict:
+    """Means of trace_structure@v1 and its four checks over the outputs' scores (a secondary view of form)."""
     n = len(scores)
     checks = ("steps_present", "final_answer_stated", "answer_consistent_with_last_step", "no_repetition_loop")
     summary = {"metric": TRACE_METRIC, "n": n, "mean": round(sum(t.score for t in scores) / n, 6) if n else None}

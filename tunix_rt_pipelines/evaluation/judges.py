@@ -26,21 +26,24 @@ class Judge(Protocol):
 
 @dataclass(frozen=True)
 class AnswerCorrectness:
-    """``answer_correctness@v1``: extraction and exact comparison; takes no options, never unscored."""
+    """``answer_correctness@v1``: extraction and exact comparison, never unscored. Its one option,
+    ``workers``, is how many processes score a large batch (the scores do not depend on it)."""
 
     metric: str = ANSWER_CORRECTNESS
+    workers: int = 1
 
     def score_records(self, records: list[dict]) -> tuple[list[dict], dict]:
-        return evaluate.score_records(records)
+        return evaluate.score_records(records, workers=self.workers)
 
 
 def get_judge(name: str, **options) -> Judge:  # noqa: ANN003
     """The judge called ``name``; ``options`` are ``LLMJudgeConfig`` fields for ``llm_judge`` (``base_url`` and
-    ``model`` required, ``rubric`` a ``Rubric``) and must be empty for ``answer_correctness``."""
+    ``model`` required, ``rubric`` a ``Rubric``), and only ``workers`` for ``answer_correctness``."""
     if name == "answer_correctness":
-        if options:
-            raise ValueError(f"answer_correctness takes no options, got {', '.join(sorted(options))}")
-        return AnswerCorrectness()
+        unknown = sorted(set(options) - {"workers"})
+        if unknown:
+            raise ValueError(f"answer_correctness takes only the workers option, got {', '.join(unknown)}")
+        return AnswerCorrectness(**options)
     if name == "llm_judge":
         missing = [k for k in ("base_url", "model") if not options.get(k)]
         if missing:

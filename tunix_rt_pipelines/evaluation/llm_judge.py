@@ -57,6 +57,7 @@ from tunix_rt_pipelines.evaluation.answers import score_item
 from tunix_rt_pipelines.evaluation.evaluate import trace_structure_summary
 from tunix_rt_pipelines.evaluation.extraction import strip_think
 from tunix_rt_pipelines.evaluation.scorecard import scorecard
+from tunix_rt_pipelines.evaluation.trace_structure import score_traces
 
 JUDGE_VERSION = 1  # bump when the request or the parsing changes: a new metric hash
 SCALES = ("0-1", "1-5")
@@ -255,7 +256,7 @@ class LLMJudge:
             "base_url": cfg.base_url,
             "mean_score": round(sum(scores) / len(scores), 6) if scores else None,  # of the normalised scores
         }.items()))  # sorted like the rest of the scorecard
-        card["trace_structure"] = trace_structure_summary([r["output"] for r in records])
+        card["trace_structure"] = trace_structure_summary(score_traces([r["output"] for r in records]))
         return rows, dict(sorted(card.items()))
 
     def _score_one(self, client: httpx.Client, record: Mapping) -> dict:
