@@ -9,6 +9,10 @@ is its own:
 
 * ``ours``: ``evaluation.answers.score_items`` over all records (three passes: the first cold,
   then warm; all must be identical: asserted), and ``score_item`` called per item. Also per shape.
+  Each pass also runs ``score_items(workers=W)`` (W: the CPUs this process may use; forked
+  workers, see ``evaluation/parallel.py``), the order alternating. Then the rescore path,
+  ``evaluate.score_records`` (answer and trace-structure scores, rows, scorecard: what
+  ``tunix-rt rescore`` and the evaluation asset run) on the first ``--rescore-items``, with 1 and W.
 * ``lm-eval`` (the peer, if ``lm-eval`` is installed in ``--lmeval-python``'s environment, by
   default ``/tmp/lmeval-venv``): ``peer_lm_eval.py`` there, lm-eval's own GSM8K ``strict-match`` and
   ``flexible-extract`` filter pipelines and its ``exact_match`` metric with gsm8k.yaml's arguments,
@@ -104,28 +108,49 @@ def score_digest(scores) -> str:  # noqa: ANN001
     return h.hexdigest()
 
 
-def child_ours(path: Path, bits_path: Path, passes: int) -> dict:
+def child_ours(path: Path, bits_path: Path, passes: int, rescore_items: int) -> dict:
     from collections import Counter
 
     from tunix_rt_pipelines.evaluation.answers import score_item, score_items
+    from tunix_rt_pipelines.evaluation.evaluate import score_records
+    from tunix_rt_pipelines.evaluation.parallel import default_workers
 
     outputs, expected, shapes = read_jsonl(path, with_shape=True)
     n = len(outputs)
     records = [{"output": o, "expected_answer": e} for o, e in zip(outputs, expected)]
     rss_loaded = rss_mb()
-    runs = []
+    workers = default_workers()
+    # Each pass scores everything in one process and with all CPUs' workers, the order
+    # alternating (the first pass starts in one process, cold), so the VM's drift falls on both.
+    runs, runs_workers = [], []
     first = None
     for p in range(passes):
+        for w in ((1, workers) if p % 2 == 0 else (workers, 1)):
+            if w == 1 or workers > 1:
+                t0 = time.perf_counter()
+                scores = score_items(records, workers=w)
+                dt = time.perf_counter() - t0
+                (runs if w == 1 else runs_workers).append(dt)
+                log(f"  ours score_items pass {p + 1}, {w} process(es): {n / dt:,.0f} items/s")
+                if first is None:
+                    first = scores
+                else:
+                    assert scores == first, "score_items is not deterministic: two passes over the same strings differ"
+                del scores
+    # The path `tunix-rt rescore` and the evaluation asset take: answer and trace-structure scores,
+    # a row per item, the scorecard; on the first rescore_items records.
+    k = min(rescore_items, n)
+    rescore_records = [{"item_id": str(i), **records[i]} for i in range(k)]
+    rescore = {"items": k, "workers": workers}
+    cards = []
+    for w in sorted({1, workers}):
         t0 = time.perf_counter()
-        scores = score_items(records)
-        dt = time.perf_counter() - t0
-        runs.append(dt)
-        log(f"  ours score_items pass {p + 1}: {n / dt:,.0f} items/s")
-        if first is None:
-            first = scores
-        else:
-            assert scores == first, "score_items is not deterministic: two passes over the same strings differ"
-        del scores
+        cards.append(score_records(rescore_records, workers=w))
+        key = "items_per_s_workers" if w > 1 else "items_per_s_one_process"
+        rescore[key] = k / (time.perf_counter() - t0)
+        log(f"  rescore path (score_records), {w} process(es): {rescore[key]:,.0f} items/s")
+    assert all(c == cards[0] for c in cards), "score_records differs with the number of workers"
+    del cards, rescore_records
     t0 = time.perf_counter()
     per_item = [score_item(o, e) for o, e in zip(outputs, expected)]
     per_item_s = time.perf_counter() - t0
@@ -151,6 +176,10 @@ def child_ours(path: Path, bits_path: Path, passes: int) -> dict:
         "items_per_s_cold": n / runs[0],
         "items_per_s_best": n / min(runs),
         "items_per_s_median": n / statistics.median(runs),
+        "workers": workers,
+        "items_per_s_workers_best": n / min(runs_workers) if runs_workers else None,
+        "rescore_path": rescore,
+        "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "score_item_loop_items_per_s": n / per_item_s,
         "by_shape": by_shape,
         "outcomes": dict(outcomes),
@@ -221,7 +250,8 @@ def part_scoring(args: argparse.Namespace) -> dict:
 
     ours_bits = args.data_dir / "ours_bits.bin"
     log("scoring: ours (score_items, score_item) ...")
-    res["ours"] = run_child(["--child", "ours", "--file", str(path), "--bits", str(ours_bits), "--passes", str(args.passes)])
+    res["ours"] = run_child(["--child", "ours", "--file", str(path), "--bits", str(ours_bits), "--passes", str(args.passes),
+                             "--rescore-items", str(args.rescore_items)])
 
     # Determinism across processes: this process (another hash seed) scores the first 100k again.
     from tunix_rt_pipelines.evaluation.answers import score_items
@@ -253,8 +283,14 @@ def part_scoring(args: argparse.Namespace) -> dict:
     if "lm_eval" in res:
         res["ratios"]["ours_vs_lm_eval_harness"] = ours / res["lm_eval"]["harness_items_per_s"]
         res["ratios"]["ours_vs_lm_eval_batch"] = ours / res["lm_eval"]["batch_items_per_s"]
+    multi = res["ours"]["items_per_s_workers_best"]
+    if multi:
+        res["ratios"]["ours_workers_vs_one_process"] = multi / ours
+        if "lm_eval" in res:
+            res["ratios"]["ours_workers_vs_lm_eval_harness"] = multi / res["lm_eval"]["harness_items_per_s"]
     res["target_items_per_s"] = TARGET_ITEMS_PER_S
-    res["target_met"] = ours >= TARGET_ITEMS_PER_S
+    res["target_met"] = ours >= TARGET_ITEMS_PER_S  # one process: what a core does, the figure comparable to lm-eval's
+    res["target_met_all_cpus"] = bool(multi) and multi >= TARGET_ITEMS_PER_S
     return res
 
 
@@ -265,6 +301,13 @@ def print_scoring(res: dict) -> None:
     rows = [("ours score_items (best of passes)", o["items_per_s_best"], o["peak_rss_mb"]),
             ("ours score_items (first, cold)", o["items_per_s_cold"], None),
             ("ours score_item per item", o["score_item_loop_items_per_s"], None)]
+    if o["items_per_s_workers_best"]:
+        rows.append((f"ours score_items, {o['workers']} processes (best)", o["items_per_s_workers_best"],
+                     o["peak_rss_worker_mb"]))
+    rp = o["rescore_path"]
+    rows.append((f"rescore path (score_records), 1 process, {rp['items']:,}", rp["items_per_s_one_process"], None))
+    if "items_per_s_workers" in rp:
+        rows.append((f"rescore path, {rp['workers']} processes", rp["items_per_s_workers"], None))
     if "lm_eval" in res:
         lm = res["lm_eval"]
         rows += [(f"lm-eval {lm['lm_eval_version']} harness (metric per item)", lm["harness_items_per_s"], lm["peak_rss_mb"]),
@@ -275,7 +318,8 @@ def print_scoring(res: dict) -> None:
         print(f"{name:<46} {rate:>12,.0f} {'' if rss is None else f'{rss:.0f} MB':>10}")
     for k, v in res["ratios"].items():
         print(f"  {k}: {v:.2f}x")
-    print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s: {'met' if res['target_met'] else 'NOT met'}; "
+    print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s: one process {'met' if res['target_met'] else 'NOT met'}, "
+          f"all CPUs {'met' if res['target_met_all_cpus'] else 'NOT met'}; "
           f"deterministic (3 passes, per-item loop, another process): yes")
     if "agreement_with_lm_eval" in res:
         a = res["agreement_with_lm_eval"]
@@ -741,6 +785,8 @@ def main() -> None:
     ap.add_argument("--cli-reps", type=int, default=3)
     ap.add_argument("--save-calls", type=int, default=200, help="evaluations stored through save_evaluation (timed)")
     ap.add_argument("--passes", type=int, default=3, help="score_items passes over the predictions")
+    ap.add_argument("--rescore-items", type=int, default=200_000,
+                    help="predictions scored through evaluate.score_records, the rescore path")
     ap.add_argument("--slow-ms", type=float, default=50.0)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/tunix_rt_bench_eval"))
@@ -753,7 +799,7 @@ def main() -> None:
 
     if args.child:
         if args.child == "ours":
-            out = child_ours(args.file, args.bits, args.passes)
+            out = child_ours(args.file, args.bits, args.passes, args.rescore_items)
         elif args.child == "plain-regex":
             out = child_plain_regex(args.file)
         elif args.child in ("store-postgres", "store-sqlite"):
