@@ -125,12 +125,9 @@ def score_trace(output: str) -> TraceScore:
             else:
                 result, _, _ = last_number(steps[-1])
                 consistent = result is not None and same_answer(result, found.answer)
-    checks = (
-        len(steps) >= 2,
-        found.extractor not in (LAST_NUMBER, NONE),
-        consistent,
-        not has_repeated_lines(output.splitlines()) and not (ends_in_loop(tokens) or ends_in_loop(tokens, total=len(tokens) - 1)),
-    )
+    looping = (has_repeated_lines(output.splitlines()) or ends_in_loop(tokens)
+               or ends_in_loop(tokens, total=len(tokens) - 1))  # also cut off mid-copy: without the last token
+    checks = (len(steps) >= 2, found.extractor not in (LAST_NUMBER, NONE), consistent, not looping)
     return TraceScore(*checks, score=sum(checks) / 4)  # 0, 0.25, 0.5, 0.75 or 1: exact, no rounding
 
 
