@@ -13,6 +13,7 @@ import sys
 import pytest
 from dagster import DagsterInstance
 
+from tunix_rt_pipelines.evaluation.parallel import MIN_ITEMS_PER_WORKER
 from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
 
 
@@ -78,9 +79,11 @@ def test_rescore_scores_predictions_made_elsewhere(home, tmp_path):
 
 
 def test_rescore_with_workers_gives_the_same_records(home, tmp_path):
+    n = 2 * MIN_ITEMS_PER_WORKER  # large enough for a forked worker to take half
     path = write_jsonl(tmp_path / "preds.jsonl", [
-        {"item_id": f"i{k}", "expected_answer": str(k), "output": f"{k} + 1 = {k + 1}\n#### {k + k % 3}"}
-        for k in range(50)])
+        {"item_id": f"i{k}", "expected_answer": str(k), "section": ("core", "edge_case")[k % 2],
+         "output": f"{k} + 1 = {k + 1}\n" + ("#### ", "Answer: ", "so ")[k % 3] + str(k + k % 4)}
+        for k in range(n)])
     assert cli("rescore", str(path), "--json", "--workers", "2").stdout == cli("rescore", str(path), "--json",
                                                                                  "--workers", "1").stdout
 
