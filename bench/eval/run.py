@@ -124,26 +124,26 @@ def child_ours(path: Path, bits_path: Path, passes: int, rescore_items: int) -> 
     # alternating (the first pass starts in one process, cold), so the VM's drift falls on both.
     runs, runs_workers = [], []
     first = None
+    counts = [1, workers] if workers > 1 else [1]
     for p in range(passes):
-        for w in ((1, workers) if p % 2 == 0 else (workers, 1)):
-            if w == 1 or workers > 1:
-                t0 = time.perf_counter()
-                scores = score_items(records, workers=w)
-                dt = time.perf_counter() - t0
-                (runs if w == 1 else runs_workers).append(dt)
-                log(f"  ours score_items pass {p + 1}, {w} process(es): {n / dt:,.0f} items/s")
-                if first is None:
-                    first = scores
-                else:
-                    assert scores == first, "score_items is not deterministic: two passes over the same strings differ"
-                del scores
+        for w in (counts if p % 2 == 0 else counts[::-1]):
+            t0 = time.perf_counter()
+            scores = score_items(records, workers=w)
+            dt = time.perf_counter() - t0
+            (runs if w == 1 else runs_workers).append(dt)
+            log(f"  ours score_items pass {p + 1}, {w} process(es): {n / dt:,.0f} items/s")
+            if first is None:
+                first = scores
+            else:
+                assert scores == first, "score_items is not deterministic: two passes over the same strings differ"
+            del scores
     # The path `tunix-rt rescore` and the evaluation asset take: answer and trace-structure scores,
     # a row per item, the scorecard; on the first rescore_items records.
     k = min(rescore_items, n)
     rescore_records = [{"item_id": str(i), **records[i]} for i in range(k)]
     rescore = {"items": k, "workers": workers}
     cards = []
-    for w in sorted({1, workers}):
+    for w in counts:
         t0 = time.perf_counter()
         cards.append(score_records(rescore_records, workers=w))
         key = "items_per_s_workers" if w > 1 else "items_per_s_one_process"

@@ -340,6 +340,11 @@ def child_interleaved(size: str, model_dir: str, pairs_path: str, warmup: int, r
     return out
 
 
+def mfu(tokens_per_s: float, flops_per_token: float, gflops: float) -> float:
+    """Model-FLOPs utilisation: the model's FLOPs per second over a matmul rate in GFLOP/s."""
+    return tokens_per_s * flops_per_token / (gflops * 1e9)
+
+
 def child_matmul(n: int, repeats: int) -> dict:
     """fp32 matmul GFLOP/s of this process's threads through torch, numpy and jax; the fastest is the peak."""
     import numpy as np
@@ -361,7 +366,8 @@ def child_matmul(n: int, repeats: int) -> dict:
     f = jax.jit(jnp.matmul)
     f(aj, bj).block_until_ready()
     out["jax_gflops"] = flops / min(_timeit(lambda: f(aj, bj).block_until_ready()) for _ in range(repeats)) / 1e9
-    out["peak_gflops"] = max(out["torch_gflops"], out["numpy_gflops"], out["jax_gflops"])
+    out["peak_library"] = max(("torch", "numpy", "jax"), key=lambda lib: out[f"{lib}_gflops"])
+    out["peak_gflops"] = out[f"{out['peak_library']}_gflops"]
     del np
     return out
 
@@ -436,8 +442,7 @@ def main() -> None:
     print(f"load average at start: {load_start}", flush=True)
     prep = prepare(HERE / "data", args.examples, args.seed)
     mm = run_child(["--child", "matmul", "--matmul-n", str(args.matmul_n), "--matmul-repeats", str(args.matmul_repeats)])
-    peak = mm["peak_gflops"]
-    peak_lib = max(("torch", "numpy", "jax"), key=lambda lib: mm[f"{lib}_gflops"])
+    peak, peak_lib = mm["peak_gflops"], mm["peak_library"]
     print(f"matmul {args.matmul_n}x{args.matmul_n} fp32 ({mm['torch_threads']} threads): torch {mm['torch_gflops']:.1f}, "
           f"numpy {mm['numpy_gflops']:.1f}, jax {mm['jax_gflops']:.1f} GFLOP/s; peak used for MFU = {peak_lib} "
           f"{peak:.1f} GFLOP/s", flush=True)
@@ -474,8 +479,8 @@ def main() -> None:
                 argv += ["--rounds", str(args.rounds), "--steps-per-round", str(args.steps_per_round)]
                 r = run_child(argv)
                 for name, mr in r["modes"].items():
-                    mr["mfu"] = mr["tokens_per_s"] * flops_tok / (peak * 1e9)
-                    mr["mfu_vs_torch_matmul"] = mr["tokens_per_s"] * flops_tok / (mm["torch_gflops"] * 1e9)
+                    mr["mfu"] = mfu(mr["tokens_per_s"], flops_tok, peak)
+                    mr["mfu_vs_torch_matmul"] = mfu(mr["tokens_per_s"], flops_tok, mm["torch_gflops"])
                     print(f"{'interleaved ' + name:>30}: {mr['tokens_per_s']:8.0f} tok/s  MFU {100 * mr['mfu']:5.1f}% "
                           f"({100 * mr['mfu_vs_torch_matmul']:.1f}% of torch's matmul)  "
                           f"{mr['tokens_per_step']:.0f} tok/step, fill {100 * mr['fill']:.0f}%", flush=True)
@@ -488,9 +493,9 @@ def main() -> None:
             t0 = time.perf_counter()
             r = run_child(argv)
             r["process_wall_s"] = time.perf_counter() - t0
-            r["mfu"] = r["tokens_per_s"] * flops_tok / (peak * 1e9)
-            r["mfu_median_step"] = r["tokens_per_s_median_step"] * flops_tok / (peak * 1e9)
-            r["mfu_vs_torch_matmul"] = r["tokens_per_s"] * flops_tok / (mm["torch_gflops"] * 1e9)
+            r["mfu"] = mfu(r["tokens_per_s"], flops_tok, peak)
+            r["mfu_median_step"] = mfu(r["tokens_per_s_median_step"], flops_tok, peak)
+            r["mfu_vs_torch_matmul"] = mfu(r["tokens_per_s"], flops_tok, mm["torch_gflops"])
             sr["modes"][mode] = r
             if mode == "ours-torch":
                 ours_tokens_per_step = r["tokens_per_step"]
