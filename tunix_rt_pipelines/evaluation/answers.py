@@ -113,7 +113,7 @@ def score_item(output: str, expected: str) -> ItemScore:
     return _INTERNED.get(key) or _new_score(key)
 
 
-def _score_records(records: Iterable[Mapping]) -> list[ItemScore]:
+def _score_each(records: Iterable[Mapping]) -> list[ItemScore]:
     score = score_item
     return [score(r["output"], r["expected_answer"]) for r in records]
 
@@ -124,5 +124,5 @@ def score_items(records: Iterable[Mapping], *, workers: int = 1) -> list[ItemSco
     ``workers`` > 1 scores slices in forked processes (see :mod:`.parallel`; small batches stay
     in this process); the scores are the same."""
     if workers > 1:
-        return map_slices(_score_records, records if isinstance(records, Sequence) else list(records), workers=workers)
-    return _score_records(records)
+        return map_slices(_score_each, records if isinstance(records, Sequence) else list(records), workers=workers)
+    return _score_each(records)
