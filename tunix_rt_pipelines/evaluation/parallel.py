@@ -56,18 +56,17 @@ def map_slices(fn: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], *, 
     workers = min(workers, n // MIN_ITEMS_PER_WORKER)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return list(fn(items))
-    # This process scores the first slice itself while workers - 1 forked ones score the rest:
-    # one fork fewer, and its slice pays no copy-on-write faults (each worker writes the
-    # reference counts of the items it reads, so their pages get copied).
+    # This process scores the first slice itself, as a plain list (it has nothing to send),
+    # while workers - 1 forked ones score the rest: one fork fewer.
     bounds = [(n * k // workers, n * (k + 1) // workers) for k in range(workers)]
     _ITEMS, _FN = items, fn
     try:
         with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
             pending = pool.map_async(_map_slice, bounds[1:], chunksize=1)
-            parts = [_map_slice(bounds[0]), *pending.get()]
+            results: list[R] = list(fn(items[: bounds[1][0]]))
+            parts = pending.get()
     finally:
         _ITEMS = _FN = None
-    results: list[R] = []
     for table, index in parts:
         results += map(table.__getitem__, index)
     return results
