@@ -177,7 +177,9 @@ def child_ours(path: Path, bits_path: Path, passes: int, rescore_items: int) -> 
         "items_per_s_best": n / min(runs),
         "items_per_s_median": n / statistics.median(runs),
         "workers": workers,
+        "seconds_by_pass_workers": runs_workers,
         "items_per_s_workers_best": n / min(runs_workers) if runs_workers else None,
+        "items_per_s_workers_median": n / statistics.median(runs_workers) if runs_workers else None,
         "rescore_path": rescore,
         "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "score_item_loop_items_per_s": n / per_item_s,
@@ -289,8 +291,10 @@ def part_scoring(args: argparse.Namespace) -> dict:
         if "lm_eval" in res:
             res["ratios"]["ours_workers_vs_lm_eval_harness"] = multi / res["lm_eval"]["harness_items_per_s"]
     res["target_items_per_s"] = TARGET_ITEMS_PER_S
-    res["target_met"] = ours >= TARGET_ITEMS_PER_S  # one process: what a core does, the figure comparable to lm-eval's
-    res["target_met_all_cpus"] = bool(multi) and multi >= TARGET_ITEMS_PER_S
+    # Judged on the median pass, not the best: this VM's speed drifts by tens of percent.
+    # One process is what a core does, the figure comparable to lm-eval's.
+    res["target_met"] = res["ours"]["items_per_s_median"] >= TARGET_ITEMS_PER_S
+    res["target_met_all_cpus"] = bool(multi) and res["ours"]["items_per_s_workers_median"] >= TARGET_ITEMS_PER_S
     return res
 
 
@@ -299,11 +303,13 @@ def print_scoring(res: dict) -> None:
     print("\n== scoring: answer_correctness@v1 ==")
     print(f"{res['ours']['items']:,} predictions, mean {res['mean_chars']:.0f} chars; outcomes {o['outcomes']}")
     rows = [("ours score_items (best of passes)", o["items_per_s_best"], o["peak_rss_mb"]),
+            ("ours score_items (median of passes)", o["items_per_s_median"], None),
             ("ours score_items (first, cold)", o["items_per_s_cold"], None),
             ("ours score_item per item", o["score_item_loop_items_per_s"], None)]
     if o["items_per_s_workers_best"]:
         rows.append((f"ours score_items, {o['workers']} processes (best)", o["items_per_s_workers_best"],
                      o["peak_rss_worker_mb"]))
+        rows.append((f"ours score_items, {o['workers']} processes (median)", o["items_per_s_workers_median"], None))
     rp = o["rescore_path"]
     rows.append((f"rescore path (score_records), 1 process, {rp['items']:,}", rp["items_per_s_one_process"], None))
     if "items_per_s_workers" in rp:
@@ -318,7 +324,7 @@ def print_scoring(res: dict) -> None:
         print(f"{name:<46} {rate:>12,.0f} {'' if rss is None else f'{rss:.0f} MB':>10}")
     for k, v in res["ratios"].items():
         print(f"  {k}: {v:.2f}x")
-    print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s: one process {'met' if res['target_met'] else 'NOT met'}, "
+    print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s (median pass): one process {'met' if res['target_met'] else 'NOT met'}, "
           f"all CPUs {'met' if res['target_met_all_cpus'] else 'NOT met'}; "
           f"deterministic (3 passes, per-item loop, another process): yes")
     if "agreement_with_lm_eval" in res:
