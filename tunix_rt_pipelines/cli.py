@@ -323,7 +323,7 @@ def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | No
     """Score predictions made anywhere: a JSONL of {item_id, expected_answer, output}; no generation."""
     from tunix_rt_pipelines.evaluation.judges import get_judge
     from tunix_rt_pipelines.evaluation.llm_judge import Rubric
-    from tunix_rt_pipelines.evaluation.parallel import default_workers
+    from tunix_rt_pipelines.core.cpus import usable_cpus
 
     llm_options = {"--judge-url": judge_url, "--judge-model": judge_model, "--rubric": rubric,
                    "--timeout": timeout, "--api-key-env": api_key_env}
@@ -349,7 +349,7 @@ def rescore(file: Path, judge: str, judge_url: str | None, judge_model: str | No
         given = [name for name, value in llm_options.items() if value is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only for --judge llm_judge")
-        scorer = get_judge(judge, workers=workers or default_workers())
+        scorer = get_judge(judge, workers=workers or usable_cpus())
 
     rows, card = scorer.score_records(read_prediction_records(file))
     if as_json:

@@ -113,13 +113,13 @@ def child_ours(path: Path, bits_path: Path, passes: int, rescore_items: int) -> 
 
     from tunix_rt_pipelines.evaluation.answers import score_item, score_items
     from tunix_rt_pipelines.evaluation.evaluate import score_records
-    from tunix_rt_pipelines.evaluation.parallel import default_workers
+    from tunix_rt_pipelines.core.cpus import usable_cpus
 
     outputs, expected, shapes = read_jsonl(path, with_shape=True)
     n = len(outputs)
     records = [{"output": o, "expected_answer": e} for o, e in zip(outputs, expected)]
     rss_loaded = rss_mb()
-    workers = default_workers()
+    workers = usable_cpus()
     # Each pass scores everything in one process and with all CPUs' workers, the order
     # alternating (the first pass starts in one process, cold), so the VM's drift falls on both.
     runs, runs_workers = [], []

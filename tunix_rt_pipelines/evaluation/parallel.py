@@ -14,7 +14,6 @@ Results are the same either way and in the same order.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
@@ -27,11 +26,6 @@ MIN_ITEMS_PER_WORKER = 10_000
 # Set in the parent just before the fork, read by the workers: inherited, never pickled.
 _ITEMS: Sequence | None = None
 _FN: Callable | None = None
-
-
-def default_workers() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _map_slice(bounds: tuple[int, int]) -> tuple[list, array]:

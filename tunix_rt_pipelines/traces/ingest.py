@@ -6,23 +6,37 @@ Counting contract, checked after every run: ``read = accepted + duplicate + reje
 where ``read`` counts records (blank lines are not records), ``accepted`` are traces
 stored for the first time, ``duplicate`` were already stored (by content hash) and
 ``rejected`` are kept in the rejects table with their reason.
+
+One pipeline: this thread reads the file and hands chunks of records to an executor that
+prepares them (:mod:`.prepare`: parse, validate, hash, encode), then writes the prepared chunks
+to the database in file order, one transaction each. While the database stores chunk k, the
+executor prepares the chunks after it. Preparing costs more CPU than the database's work, so a
+large file is prepared in worker processes on every usable CPU; anything smaller is prepared
+in one thread, which still overlaps the database (the driver releases the GIL while it waits).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import multiprocessing
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
 from pathlib import Path
 
 from tunix_rt_pipelines.core.artifacts import file_sha256
-from tunix_rt_pipelines.traces.parse import Rejection, parse_record
-from tunix_rt_pipelines.traces.reader import RawRecord, iter_records
+from tunix_rt_pipelines.core.cpus import usable_cpus
+from tunix_rt_pipelines.traces.prepare import prepare_records, prepare_traces
+from tunix_rt_pipelines.traces.reader import iter_records
 from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
-from tunix_rt_pipelines.traces.store import Batch, RejectRow, TraceStore
+from tunix_rt_pipelines.traces.store import Batch, PreparedChunk, TraceStore
 
 DEFAULT_CHUNK = 2_000  # records per transaction: large enough for COPY, small enough to lose little
+# Files from this size on are prepared in worker processes (``workers=None``). Below it, starting
+# them (a fork server that imports the schema, about a second) costs more than it saves.
+PROCESS_MIN_BYTES = 16 << 20
 
 Progress = Callable[[Batch, int], None]  # (batch so far, bytes read) -> None
 
@@ -66,21 +80,27 @@ def ingest_file(
     run_id: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest ``path`` (JSONL, JSON array or reasoning-gym entries) into ``store``.
 
     An interrupted earlier attempt on the same content is resumed from its last commit,
-    so the final counts equal those of an uninterrupted run.
+    so the final counts equal those of an uninterrupted run. ``workers``: processes that
+    prepare chunks; 1 prepares them in a thread of this process; ``None`` picks every usable
+    CPU for a file of ``PROCESS_MIN_BYTES`` or more, else 1. The stored result is the same.
     """
     name = file_name or path.name
     sha = file_sha256(path)
     size = path.stat().st_size
+    if workers is None:
+        workers = usable_cpus() if size >= PROCESS_MIN_BYTES else 1
     batch = store.open_batch(name, sha, size, run_id)
     records = iter_records(
         path, max_record_bytes=max_record_bytes, start_offset=batch.byte_offset, start_line=batch.next_line
     )
-    return _ingest(store, batch, records, size=size, chunk_size=chunk_size, progress=progress)
+    prepare = partial(prepare_records, dialect=store.dialect, batch_id=batch.id)
+    return _ingest(store, batch, _chunks(records, chunk_size), prepare, workers=workers, size=size, progress=progress)
 
 
 def ingest_traces(
@@ -92,84 +112,70 @@ def ingest_traces(
     run_id: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> IngestReport:
-    """Store already-built traces (generators) through the same batch and dedupe path."""
+    """Store already-built traces (generators) through the same batch and dedupe path, prepared in a thread."""
     items = list(traces)
     batch = store.open_batch(name, content_sha256, 0, run_id)
     pending = ((i + 1, t) for i, t in enumerate(items) if i + 1 >= batch.next_line)
-    return _ingest(store, batch, pending, size=0, chunk_size=chunk_size, progress=None)
+    prepare = partial(prepare_traces, dialect=store.dialect, batch_id=batch.id, end_offset=batch.byte_offset)
+    return _ingest(store, batch, _chunks(pending, chunk_size), prepare, workers=1, size=0, progress=None)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare")
+    # A fork server, not a fork of this process: ingestion runs inside Dagster's run process,
+    # whose other threads may hold locks at the moment of a fork. The server imports the
+    # preparing code once; each worker is forked from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tunix_rt_pipelines.traces.prepare"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def _ingest(
     store: TraceStore,
     batch: Batch,
-    records: Iterator[RawRecord] | Iterator[tuple[int, ReasoningTrace]],
+    chunks: Iterator[list],
+    prepare: Callable[[list], PreparedChunk],
     *,
+    workers: int,
     size: int,
-    chunk_size: int,
     progress: Progress | None,
 ) -> IngestReport:
     resumed = batch.resumed
     reasons: Counter = Counter()
-    accepted: list[tuple[int, ReasoningTrace]] = []
-    rejected: list[RejectRow] = []
-    n_read = 0
-    end_offset, next_line = batch.byte_offset, batch.next_line
-    # One writer thread that only talks to the database: while it stores chunk k (the driver
-    # releases the GIL, and the server works on the other core), this thread parses, hashes and
-    # encodes chunk k+1. At most one chunk is in flight and chunks commit in order, so the
-    # batch's resume point still only moves forward.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
-    pending: Future | None = None
+    # Chunks are written in submission order, so the batch's resume point only moves forward.
+    # ``workers`` chunks are prepared ahead of the one being written: every worker stays busy,
+    # and memory holds a bounded number of chunks whatever the file's size.
+    executor = _executor(workers)
+    in_flight: deque[tuple[Future, list]] = deque()
 
-    def settle() -> None:
-        """Wait for the chunk in flight; its failure surfaces here, in order."""
-        nonlocal pending
-        if pending is not None:
-            done, pending = pending, None
-            result, offset = done.result()
-            reasons.update(result.reasons)
-            if progress is not None:
-                progress(batch, offset)
-
-    def flush() -> None:
-        nonlocal n_read, accepted, rejected, pending
-        chunk = store.prepare_chunk(batch, accepted, rejected)  # overlaps the chunk in flight
-        settle()
-        pending = writer.submit(
-            lambda c, n, off, nl: (store.write_chunk(batch, c, n_read=n, end_offset=off, next_line=nl), off),
-            chunk, n_read, end_offset, next_line,
-        )
-        accepted, rejected, n_read = [], [], 0
+    def write_next() -> None:
+        future, source = in_flight.popleft()
+        chunk = future.result()  # a failure in preparing surfaces here, in order
+        chunk.source = source
+        result = store.write_chunk(batch, chunk)
+        reasons.update(result.reasons)
+        if progress is not None:
+            progress(batch, chunk.end_offset)
 
     try:
-        for item in records:
-            n_read += 1
-            if isinstance(item, RawRecord):
-                parsed = parse_record(item)
-                end_offset, next_line = item.end_offset, item.line + 1
-                if isinstance(parsed, Rejection):
-                    rejected.append(RejectRow(item.line, parsed, item.data, item.size))
-                else:
-                    accepted.append((item.line, parsed))
-            else:
-                line, trace = item
-                accepted.append((line, trace))
-                next_line = line + 1
-            if n_read >= chunk_size:
-                flush()
-        if n_read:
-            flush()
-        settle()
+        for items in chunks:
+            in_flight.append((executor.submit(prepare, items), items))
+            if len(in_flight) > workers:
+                write_next()
+        while in_flight:
+            write_next()
     except Exception as e:
-        if pending is not None:  # let the chunk in flight finish or fail before recording the failure
-            try:
-                pending.result()
-            except Exception:  # noqa: BLE001  the first error is the one reported
-                pass
         store.fail_batch(batch, f"{type(e).__name__}: {e}")
         raise
     finally:
-        writer.shutdown(wait=True)
+        executor.shutdown(wait=True, cancel_futures=True)
     store.finish_batch(batch)
     return IngestReport(
         batch_id=batch.id,

@@ -22,16 +22,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 BOM = b"\xef\xbb\xbf"
 KEEP_BYTES = 64 * 1024  # how much of a rejected record is stored verbatim
 _READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
+    """One record as read. A named tuple: chunks of them are sent to the processes that prepare
+    them, and a named tuple pickles in half the time of a slotted dataclass and unpickles in a
+    fifth."""
+
     line: int  # 1-based line where the record starts
     end_offset: int  # byte offset just past the record: where a resumed read starts
     data: bytes  # the record's bytes, line end removed (only a prefix when too large)

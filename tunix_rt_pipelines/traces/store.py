@@ -2,8 +2,8 @@
 
 Every write goes through ``write_chunk``, one transaction per chunk that stores the
 chunk's new traces, its rejects and the batch's resume point together. A chunk is first made
-ready by ``prepare_chunk`` (hashing, in-chunk dedupe, COPY encoding: pure Python), so that
-ingestion can prepare the next chunk while the database stores this one. A crash or a
+ready by :mod:`.prepare` (parsing, hashing, in-chunk dedupe, encoding: pure Python), so that
+ingestion can prepare the next chunks while the database stores this one. A crash or a
 dropped connection therefore loses at most the chunk in flight, and the next attempt
 starts exactly where the last commit ended: no duplicate, no loss.
 
@@ -19,7 +19,7 @@ import io
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
 from tunix_rt_pipelines.core.migrate import migrate
 from tunix_rt_pipelines.traces.parse import Rejection
+from tunix_rt_pipelines.traces.reader import RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace, json_string_list
 
 
@@ -79,14 +80,26 @@ class ChunkResult:
 
 @dataclass
 class PreparedChunk:
-    """One chunk ready for ``write_chunk``: everything but the database work is done."""
+    """One chunk ready for ``write_chunk``: everything but the database work is done (see :mod:`.prepare`)."""
 
-    candidates: dict[str, tuple[int, ReasoningTrace]]  # content hash -> its first (line, trace) in the chunk
+    candidates: dict[str, tuple[int, str]]  # content hash -> (line, trace id) of its first record in the chunk
     chunk_duplicates: int  # later records of a hash already in this chunk
     rejected: list[RejectRow]
     created_at: datetime
+    n_read: int  # records in the chunk: candidates + chunk duplicates + rejected
+    end_offset: int  # the batch's resume point once this chunk is committed: byte offset ...
+    next_line: int  # ... and line number just past the chunk's last record
     rows: list[tuple] | None = None  # SQLite: one insert row per candidate, values as stored, in candidates' order
     copy_lines: list[str] | None = None  # PostgreSQL: one COPY text line per candidate, in candidates' order
+    # What the chunk was prepared from (raw records, or (line, trace) pairs), set by the ingesting
+    # process when the chunk comes back; never sent to or from a worker.
+    source: list | None = None
+
+    def raw_record(self, line: int) -> bytes:
+        """The raw form of the record at ``line`` (only an id conflict needs it): a read record's
+        bytes, or a built trace's JSON."""
+        item = next(item for item in self.source if item[0] == line)
+        return item.data if isinstance(item, RawRecord) else item[1].model_dump_json().encode()
 
 
 class StoreError(RuntimeError):
@@ -178,48 +191,14 @@ class TraceStore:
 
     # -- the write path --------------------------------------------------------------
 
-    def prepare_chunk(
-        self,
-        batch: Batch,
-        accepted: Sequence[tuple[int, ReasoningTrace]],
-        rejected: Sequence[RejectRow],
-    ) -> PreparedChunk:
-        """Hash, dedupe within the chunk and encode: no database access, so it can run while
-        another chunk is being written."""
-        now = utcnow()
-        # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
-        candidates: dict[str, tuple[int, ReasoningTrace]] = {}
-        chunk_dups = 0
-        for line, trace in accepted:
-            h = trace.content_hash
-            if h in candidates:
-                chunk_dups += 1
-            else:
-                candidates[h] = (line, trace)
-        chunk = PreparedChunk(candidates, chunk_dups, list(rejected), now)
-        if self.dialect == "postgresql":
-            created = now.isoformat()
-            chunk.copy_lines = [encode_copy_line(h, t, batch.id, created) for h, (_, t) in candidates.items()]
-        else:
-            stamp = _SQLITE_DATETIME(now)
-            chunk.rows = [sqlite_row(h, t, batch.id, stamp) for h, (_, t) in candidates.items()]
-        return chunk
-
-    def write_chunk(
-        self,
-        batch: Batch,
-        chunk: PreparedChunk,
-        *,
-        n_read: int,
-        end_offset: int,
-        next_line: int,
-    ) -> ChunkResult:
+    def write_chunk(self, batch: Batch, chunk: PreparedChunk) -> ChunkResult:
         """Store one prepared chunk and advance the batch's resume point, atomically.
 
         The chunk's candidates passed validation; the database decides which are new.
         Updates ``batch`` in place only after the commit succeeded.
         """
         now = chunk.created_at
+        n_read, end_offset, next_line = chunk.n_read, chunk.end_offset, chunk.next_line
         result = ChunkResult()
         reject_rows = [self._reject_row(batch, r, now) for r in chunk.rejected]
         for r in chunk.rejected:
@@ -236,15 +215,15 @@ class TraceStore:
                     if h in existing:
                         result.duplicate += 1
                         continue
-                    line, trace = seen[h]
+                    line, trace_id = seen[h]
+                    raw = chunk.raw_record(line)
                     owner = conn.execute(
-                        sa.select(traces.c.content_hash).where(traces.c.trace_id == trace.id)
+                        sa.select(traces.c.content_hash).where(traces.c.trace_id == trace_id)
                     ).scalar()
                     rej = Rejection(
                         "id_conflict", "id",
-                        f"id {trace.id!r} is already stored for different content (content_hash {str(owner)[:12]}…)",
+                        f"id {trace_id!r} is already stored for different content (content_hash {str(owner)[:12]}…)",
                     )
-                    raw = trace.model_dump_json().encode()
                     reject_rows.append(self._reject_row(batch, RejectRow(line, rej, raw, len(raw)), now))
                     result.reasons["id_conflict"] += 1
                 result.accepted = len(inserted)
@@ -412,7 +391,7 @@ class TraceStore:
 _SQLITE = sqlite.dialect()
 # How SQLAlchemy stores a timestamp and a JSON value on SQLite; rows written by hand must match
 # the rows SQLAlchemy writes, because reads and range filters go through SQLAlchemy.
-_SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 _SQLITE_JSON = traces.c.extra.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 _SQLITE_INSERT = (
     f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
@@ -470,44 +449,61 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
 def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]) -> set[str]:
     """Insert the traces that are new (``lines[i]`` encodes ``hashes[i]``); returns their hashes.
 
-    Fast path: look up which hashes exist (one indexed ``= ANY`` query), then ``COPY`` the
-    rest straight into ``traces`` inside a savepoint. If a concurrent ingest stored one of
-    them in between, or an id is reused for other content, the COPY fails on a unique
-    constraint; the savepoint is rolled back and the chunk takes the slow path, which lets
-    the database decide row by row (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
-    """
-    import psycopg2.errors
+    Three tries, cheapest first, each ``COPY`` inside a savepoint:
 
+    1. the whole chunk straight into ``traces``: the traces of a new file are new, and then
+       this is all the database does;
+    2. when that fails on a unique constraint (a trace already stored: a re-ingest, or a
+       concurrent ingest), the chunk without the hashes already stored (one indexed ``= ANY``
+       query);
+    3. when that fails too (an id reused for other content, or a race), through a staging
+       table, letting the database decide row by row (``INSERT ... SELECT ... ON CONFLICT DO
+       NOTHING``).
+    """
     dbapi = conn.connection.driver_connection
+    if _copy_in_savepoint(conn, "traces", lines):
+        return set(hashes)
     with dbapi.cursor() as cur:
         cur.execute("SELECT content_hash FROM traces WHERE content_hash = ANY(%s)", (hashes,))
         existing = {h for (h,) in cur.fetchall()}
-    if existing:
-        new = [(h, line) for h, line in zip(hashes, lines) if h not in existing]
-        if not new:
-            return set()
-        hashes, lines = [h for h, _ in new], [line for _, line in new]
-    payload = "".join(lines)
-    # One read of the whole payload: psycopg2 reads the file 8 KiB at a time by default, and each
-    # read takes the GIL back from the thread preparing the next chunk (up to a switch interval,
-    # 5 ms, of waiting per read).
-    size = len(payload) + 1
-    savepoint = conn.begin_nested()
-    try:
-        with dbapi.cursor() as cur:
-            cur.copy_expert(f"COPY traces ({', '.join(_TRACE_COLUMNS)}) FROM STDIN", io.StringIO(payload), size)
-        savepoint.commit()
+    new = [(h, line) for h, line in zip(hashes, lines) if h not in existing]
+    if not new:
+        return set()
+    hashes, lines = [h for h, _ in new], [line for _, line in new]
+    if existing and _copy_in_savepoint(conn, "traces", lines):
         return set(hashes)
-    except psycopg2.errors.UniqueViolation:
-        savepoint.rollback()
     with dbapi.cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS trace_stage (LIKE traces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        cur.copy_expert(f"COPY trace_stage ({', '.join(_TRACE_COLUMNS)}) FROM STDIN", io.StringIO(payload), size)
+    _copy(dbapi, "trace_stage", lines)
+    with dbapi.cursor() as cur:
         cur.execute(
             f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) "
             f"SELECT {', '.join(_TRACE_COLUMNS)} FROM trace_stage "
             "ON CONFLICT DO NOTHING RETURNING content_hash"
         )
         return {r[0] for r in cur.fetchall()}
+
+
+def _copy_in_savepoint(conn: sa.Connection, table: str, lines: list[str]) -> bool:
+    """``COPY`` the lines into ``table``; False, with nothing kept, when a unique constraint refuses one."""
+    import psycopg2.errors
+
+    savepoint = conn.begin_nested()
+    try:
+        _copy(conn.connection.driver_connection, table, lines)
+    except psycopg2.errors.UniqueViolation:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
+
+
+def _copy(dbapi, table: str, lines: list[str]) -> None:  # noqa: ANN001  a psycopg2 connection
+    payload = "".join(lines)
+    # One read of the whole payload: psycopg2 reads the file 8 KiB at a time by default, and each
+    # read takes the GIL back from the thread preparing the next chunk (up to a switch interval,
+    # 5 ms, of waiting per read).
+    with dbapi.cursor() as cur:
+        cur.copy_expert(f"COPY {table} ({', '.join(_TRACE_COLUMNS)}) FROM STDIN", io.StringIO(payload), len(payload) + 1)

@@ -99,6 +99,8 @@ def test_reused_id_for_other_content_is_an_id_conflict(store, tmp_path):
     ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]))
     r = ingest(store, write_jsonl(tmp_path / "b.jsonl", [trace_dict(1, final_answer="99")]))
     assert reject_of(store, r.batch_id) == [(1, "id_conflict", "id")]
+    (row,) = store.list_rejects(batch_id=r.batch_id)
+    assert row["raw_head"] == json.dumps(trace_dict(1, final_answer="99"))[:200]  # the line as it was written
 
 
 def test_reasoning_gym_entries_become_traces(store, tmp_path):
@@ -205,3 +207,62 @@ def test_sqlite_rows_written_by_hand_are_the_rows_sqlalchemy_writes(sqlite_url, 
             return db.execute("SELECT * FROM traces ORDER BY trace_id").fetchall()
 
     assert raw(sqlite_url) == raw(f"sqlite:///{tmp_path / 'theirs.db'}")
+
+
+def _mixed_file(path):
+    """65 records: 40 new traces, 10 repeats (5 under another id), 7 of bad JSON, 3 schema errors, 5 reusing an id."""
+    recs = []
+    for i in range(40):
+        recs.append(trace_dict(i))
+        if i % 4 == 0:
+            recs.append(trace_dict(i, id=f"again:{i}") if i % 8 else "{not json" if i % 16 else {"id": "x"})
+        if i % 8 == 4:
+            recs += [trace_dict(i), "[1, 2"]
+        if i % 8 == 0:
+            recs.append(trace_dict(i, final_answer="other"))
+    return write_jsonl(path, recs)
+
+
+def test_worker_processes_store_exactly_what_one_thread_stores(tmp_path):
+    from tunix_rt_pipelines.traces.store import TraceStore
+
+    path = _mixed_file(tmp_path / "a.jsonl")
+    one, two = TraceStore(f"sqlite:///{tmp_path / 'one.db'}"), TraceStore(f"sqlite:///{tmp_path / 'two.db'}")
+    r1, r2 = ingest(one, path, chunk_size=7, workers=1), ingest(two, path, chunk_size=7, workers=2)
+    assert (r1.read, r1.accepted, r1.duplicate, r1.rejected) == (r2.read, r2.accepted, r2.duplicate, r2.rejected)
+    assert r1.accepted == 40 and r1.rejected > 0 and r1.duplicate > 0
+
+    def rows(store):
+        drop = {"batch_id", "created_at", "id"}
+        with store.engine.connect() as c:
+            t = [{k: v for k, v in r.items() if k not in drop} for r in c.execute(sa.select(traces)).mappings()]
+            j = [{k: v for k, v in r.items() if k not in drop} for r in c.execute(sa.select(rejects)).mappings()]
+        return sorted(t, key=lambda r: r["content_hash"]), sorted(j, key=lambda r: r["line_no"])
+
+    assert rows(one) == rows(two)
+
+
+def test_worker_processes_on_both_backends_count_every_record(store, tmp_path):
+    r = ingest(store, _mixed_file(tmp_path / "a.jsonl"), chunk_size=7, workers=2)
+    assert (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
+    assert r.reasons == {"invalid_json": 7, "schema": 3, "id_conflict": 5}
+
+
+def test_failure_with_worker_processes_resumes_without_duplicates_or_loss(store, tmp_path, monkeypatch):
+    path = _mixed_file(tmp_path / "a.jsonl")
+    real = type(store).write_chunk
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store), "write_chunk", flaky)
+    with pytest.raises(RuntimeError):
+        ingest_file(store, path, chunk_size=7, workers=2)
+    monkeypatch.setattr(type(store), "write_chunk", real)
+    r = ingest(store, path, chunk_size=7, workers=2)
+    assert r.resumed and (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
+

@@ -1,0 +1,77 @@
+"""Make one chunk of records ready to store: parse, validate, hash, dedupe within the chunk, encode.
+
+No database access and plain data out (strings, bytes, tuples), so ingestion can run these in
+worker processes while the database stores the chunk before (see :mod:`.ingest`). Everything a
+chunk needs to be written and committed travels with it, including its resume point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tunix_rt_pipelines.traces.parse import Rejection, parse_record
+from tunix_rt_pipelines.traces.reader import RawRecord
+from tunix_rt_pipelines.traces.schema import ReasoningTrace
+from tunix_rt_pipelines.traces.store import (
+    SQLITE_DATETIME,
+    PreparedChunk,
+    RejectRow,
+    encode_copy_line,
+    sqlite_row,
+    utcnow,
+)
+
+
+def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str) -> PreparedChunk:
+    """A chunk of raw records (non-empty, in file order) as ``TraceStore.write_chunk`` takes it."""
+    accepted: list[tuple[int, ReasoningTrace]] = []
+    rejected: list[RejectRow] = []
+    for record in records:
+        parsed = parse_record(record)
+        if isinstance(parsed, Rejection):
+            rejected.append(RejectRow(record.line, parsed, record.data, record.size))
+        else:
+            accepted.append((record.line, parsed))
+    last = records[-1]
+    return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(records),
+                    end_offset=last.end_offset, next_line=last.line + 1)
+
+
+def prepare_traces(
+    items: Sequence[tuple[int, ReasoningTrace]], *, dialect: str, batch_id: str, end_offset: int
+) -> PreparedChunk:
+    """A chunk of already-built traces (generators), numbered as lines, as ``write_chunk`` takes it."""
+    return _prepare(list(items), [], dialect=dialect, batch_id=batch_id, n_read=len(items),
+                    end_offset=end_offset, next_line=items[-1][0] + 1)
+
+
+def _prepare(
+    accepted: list[tuple[int, ReasoningTrace]],
+    rejected: list[RejectRow],
+    *,
+    dialect: str,
+    batch_id: str,
+    n_read: int,
+    end_offset: int,
+    next_line: int,
+) -> PreparedChunk:
+    now = utcnow()
+    # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
+    candidates: dict[str, tuple[int, str]] = {}
+    new: list[tuple[str, ReasoningTrace]] = []
+    chunk_dups = 0
+    for line, trace in accepted:
+        h = trace.content_hash
+        if h in candidates:
+            chunk_dups += 1
+        else:
+            candidates[h] = (line, trace.id)
+            new.append((h, trace))
+    chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
+    if dialect == "postgresql":
+        created = now.isoformat()
+        chunk.copy_lines = [encode_copy_line(h, t, batch_id, created) for h, t in new]
+    else:
+        stamp = SQLITE_DATETIME(now)
+        chunk.rows = [sqlite_row(h, t, batch_id, stamp) for h, t in new]
+    return chunk
