@@ -89,6 +89,8 @@ def ingest_file(
     so the final counts equal those of an uninterrupted run. ``workers``: processes that
     prepare chunks; 1 prepares them in a thread of this process; ``None`` picks every usable
     CPU for a file of ``PROCESS_MIN_BYTES`` or more, else 1. The stored result is the same.
+    With processes, a calling script needs the ``if __name__ == "__main__":`` guard: the fork
+    server imports the main module, as Python's multiprocessing does outside ``fork``.
     """
     name = file_name or path.name
     sha = file_sha256(path)
