@@ -326,7 +326,7 @@ def print_scoring(res: dict) -> None:
         print(f"  {k}: {v:.2f}x")
     print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s (median pass): one process {'met' if res['target_met'] else 'NOT met'}, "
           f"all CPUs {'met' if res['target_met_all_cpus'] else 'NOT met'}; "
-          f"deterministic (3 passes, per-item loop, another process): yes")
+          f"deterministic ({len(o['seconds_by_pass'])} passes, per-item loop, another process): yes")
     if "agreement_with_lm_eval" in res:
         a = res["agreement_with_lm_eval"]
         print(f"  our strict/flexible vs lm-eval's own on {a['items']:,} items: {a['strict_match_disagree']} / "
