@@ -96,9 +96,9 @@ def ingest_file(
     name = file_name or path.name
     sha = file_sha256(path)
     size = path.stat().st_size
-    if workers is None:
-        workers = usable_cpus() if size >= PROCESS_MIN_BYTES else 1
     batch = store.open_batch(name, sha, size, run_id)
+    if workers is None:  # what is left to read: a resumed batch may be nearly done
+        workers = usable_cpus() if size - batch.byte_offset >= PROCESS_MIN_BYTES else 1
     records = iter_records(
         path, max_record_bytes=max_record_bytes, start_offset=batch.byte_offset, start_line=batch.next_line
     )

@@ -24,14 +24,14 @@ from tunix_rt_pipelines.traces.store import (
 
 def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str) -> PreparedChunk:
     """A chunk of raw records (non-empty, in file order) as ``TraceStore.write_chunk`` takes it."""
-    accepted: list[tuple[int, ReasoningTrace]] = []
+    accepted: list[tuple[int, int, ReasoningTrace]] = []
     rejected: list[RejectRow] = []
-    for record in records:
+    for position, record in enumerate(records):
         parsed = parse_record(record)
         if isinstance(parsed, Rejection):
             rejected.append(RejectRow(record.line, parsed, record.data, record.size))
         else:
-            accepted.append((record.line, parsed))
+            accepted.append((position, record.line, parsed))
     last = records[-1]
     return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(records),
                     end_offset=last.end_offset, next_line=last.line + 1)
@@ -41,12 +41,13 @@ def prepare_traces(
     items: Sequence[tuple[int, ReasoningTrace]], *, dialect: str, batch_id: str, end_offset: int
 ) -> PreparedChunk:
     """A chunk of already-built traces (generators), numbered as lines, as ``write_chunk`` takes it."""
-    return _prepare(list(items), [], dialect=dialect, batch_id=batch_id, n_read=len(items),
+    accepted = [(position, line, trace) for position, (line, trace) in enumerate(items)]
+    return _prepare(accepted, [], dialect=dialect, batch_id=batch_id, n_read=len(items),
                     end_offset=end_offset, next_line=items[-1][0] + 1)
 
 
 def _prepare(
-    accepted: list[tuple[int, ReasoningTrace]],
+    accepted: list[tuple[int, int, ReasoningTrace]],  # (position in the chunk, line, trace)
     rejected: list[RejectRow],
     *,
     dialect: str,
@@ -57,15 +58,15 @@ def _prepare(
 ) -> PreparedChunk:
     now = utcnow()
     # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
-    candidates: dict[str, tuple[int, str]] = {}
+    candidates: dict[str, tuple[int, int, str]] = {}
     new: list[tuple[str, ReasoningTrace]] = []
     chunk_dups = 0
-    for line, trace in accepted:
+    for position, line, trace in accepted:
         h = trace.content_hash
         if h in candidates:
             chunk_dups += 1
         else:
-            candidates[h] = (line, trace.id)
+            candidates[h] = (position, line, trace.id)
             new.append((h, trace))
     chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
     if dialect == "postgresql":

@@ -15,7 +15,8 @@ Limits (documented in the README, enforced here and in the reader):
   larger records are rejected before they are parsed;
 * ``prompt`` at most 32,000 characters, each step at most 8,000, ``final_answer`` at most
   4,000; at most 256 steps; ids at most 128 characters of ``[A-Za-z0-9._:/-]``;
-* metadata: ``source``, ``category`` at most 64 characters; at most 32 tags of 64.
+* metadata: ``source``, ``category`` at most 64 characters; at most 32 tags of 64;
+* no text holds a NUL character (U+0000): PostgreSQL cannot store one.
 """
 
 from __future__ import annotations
@@ -62,17 +63,27 @@ def _non_blank(text: str) -> str:
     return text
 
 
+def _no_nul(text: str) -> str:
+    # PostgreSQL's text cannot hold U+0000: a trace that SQLite would store would fail the
+    # PostgreSQL COPY of its whole chunk, on every re-run. Rejected the same on both backends.
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (U+0000), which the trace store cannot hold")
+    return text
+
+
 def _label(text: str) -> str:
     return text.lower()
 
 
-Text = Annotated[str, AfterValidator(normalize_text), AfterValidator(_non_blank)]
+Text = Annotated[str, AfterValidator(normalize_text), AfterValidator(_non_blank), AfterValidator(_no_nul)]
 Label = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL_CHARS),
     AfterValidator(_label),
+    AfterValidator(_no_nul),
 ]
-Scalar = str | int | float | bool | None
+ExtraText = Annotated[str, AfterValidator(_no_nul)]
+Scalar = ExtraText | int | float | bool | None
 
 
 class TraceMetadata(BaseModel):
@@ -85,7 +96,7 @@ class TraceMetadata(BaseModel):
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     tags: Annotated[list[Label], Field(max_length=MAX_TAGS, default_factory=list)]
     # Free-form scalars kept verbatim (e.g. a generator's variables); not part of identity.
-    extra: Annotated[dict[str, Scalar], Field(max_length=64, default_factory=dict)]
+    extra: Annotated[dict[ExtraText, Scalar], Field(max_length=64, default_factory=dict)]
 
 
 class ReasoningTrace(BaseModel):

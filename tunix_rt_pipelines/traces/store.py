@@ -7,10 +7,11 @@ ingestion can prepare the next chunks while the database stores this one. A cras
 dropped connection therefore loses at most the chunk in flight, and the next attempt
 starts exactly where the last commit ended: no duplicate, no loss.
 
-Deduplication is by content hash, decided by the database (``ON CONFLICT DO NOTHING``),
-so two ingests racing on the same traces cannot both store one. On PostgreSQL the chunk
-is streamed with ``COPY`` into a session-local staging table and moved over with one
-``INSERT ... SELECT``; elsewhere it is one multi-row ``INSERT``.
+Deduplication is by content hash, decided by the database's unique constraints, so two
+ingests racing on the same traces cannot both store one. On PostgreSQL the chunk is streamed
+with ``COPY`` straight into ``traces`` and, only when a constraint refuses a row, again without
+the stored hashes or through a staging table (``_copy_insert_traces``); on SQLite it is one
+``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class ChunkResult:
 class PreparedChunk:
     """One chunk ready for ``write_chunk``: everything but the database work is done (see :mod:`.prepare`)."""
 
-    candidates: dict[str, tuple[int, str]]  # content hash -> (line, trace id) of its first record in the chunk
+    # content hash -> (position in the chunk, line, trace id) of its first record in the chunk
+    candidates: dict[str, tuple[int, int, str]]
     chunk_duplicates: int  # later records of a hash already in this chunk
     rejected: list[RejectRow]
     created_at: datetime
@@ -95,10 +97,11 @@ class PreparedChunk:
     # process when the chunk comes back; never sent to or from a worker.
     source: list | None = None
 
-    def raw_record(self, line: int) -> bytes:
-        """The raw form of the record at ``line`` (only an id conflict needs it): a read record's
-        bytes, or a built trace's JSON."""
-        item = next(item for item in self.source if item[0] == line)
+    def raw_record(self, position: int) -> bytes:
+        """The raw form of the chunk's record at ``position`` (only an id conflict needs it): a read
+        record's bytes, or a built trace's JSON. By position, not line: the records of a JSON array
+        written on one line share their line number."""
+        item = self.source[position]
         return item.data if isinstance(item, RawRecord) else item[1].model_dump_json().encode()
 
 
@@ -115,6 +118,7 @@ class TraceStore:
         self.engine = make_engine(database_url)
         migrate(self.engine)
         self.dialect = self.engine.dialect.name
+        self._driver_error = self.engine.dialect.loaded_dbapi.Error
 
     # -- batches ---------------------------------------------------------------------
 
@@ -215,8 +219,8 @@ class TraceStore:
                     if h in existing:
                         result.duplicate += 1
                         continue
-                    line, trace_id = seen[h]
-                    raw = chunk.raw_record(line)
+                    position, line, trace_id = seen[h]
+                    raw = chunk.raw_record(position)
                     owner = conn.execute(
                         sa.select(traces.c.content_hash).where(traces.c.trace_id == trace_id)
                     ).scalar()
@@ -244,11 +248,12 @@ class TraceStore:
                         updated_at=now,
                     )
                 )
-        except sa.exc.SQLAlchemyError as e:
+        except (sa.exc.SQLAlchemyError, self._driver_error) as e:  # COPY and executemany use the driver's cursor
+            cause = getattr(e, "orig", None) or e
             raise StoreError(
                 f"database write failed for {batch.file_name} (lines {batch.next_line}–{next_line - 1}); "
                 f"stored up to line {batch.next_line - 1}, nothing of this chunk was kept; "
-                f"re-run to resume: {type(e.orig or e).__name__}: {str(e.orig or e).strip().splitlines()[0]}"
+                f"re-run to resume: {type(cause).__name__}: {str(cause).strip().splitlines()[0]}"
             ) from e
         batch.byte_offset, batch.next_line = end_offset, next_line
         batch.n_read += n_read
@@ -449,16 +454,15 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
 def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]) -> set[str]:
     """Insert the traces that are new (``lines[i]`` encodes ``hashes[i]``); returns their hashes.
 
-    Three tries, cheapest first, each ``COPY`` inside a savepoint:
+    Up to three tries, cheapest first, each ``COPY`` inside a savepoint:
 
     1. the whole chunk straight into ``traces``: the traces of a new file are new, and then
        this is all the database does;
-    2. when that fails on a unique constraint (a trace already stored: a re-ingest, or a
-       concurrent ingest), the chunk without the hashes already stored (one indexed ``= ANY``
-       query);
-    3. when that fails too (an id reused for other content, or a race), through a staging
-       table, letting the database decide row by row (``INSERT ... SELECT ... ON CONFLICT DO
-       NOTHING``).
+    2. when that fails on a unique constraint, the chunk without the hashes already stored
+       (one indexed ``= ANY`` query), if any were (a re-ingest, or a concurrent ingest);
+    3. when that fails too, or no hash was stored (so an id is reused for other content, or
+       another ingest won a race), through a staging table, letting the database decide row
+       by row (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
     """
     dbapi = conn.connection.driver_connection
     if _copy_in_savepoint(conn, "traces", lines):
@@ -503,7 +507,7 @@ def _copy_in_savepoint(conn: sa.Connection, table: str, lines: list[str]) -> boo
 def _copy(dbapi, table: str, lines: list[str]) -> None:  # noqa: ANN001  a psycopg2 connection
     payload = "".join(lines)
     # One read of the whole payload: psycopg2 reads the file 8 KiB at a time by default, and each
-    # read takes the GIL back from the thread preparing the next chunk (up to a switch interval,
+    # read takes the GIL back from any thread preparing the next chunk (up to a switch interval,
     # 5 ms, of waiting per read).
     with dbapi.cursor() as cur:
         cur.copy_expert(f"COPY {table} ({', '.join(_TRACE_COLUMNS)}) FROM STDIN", io.StringIO(payload), len(payload) + 1)

@@ -90,6 +90,14 @@ def test_same_file_twice_is_all_duplicates_the_second_time(store, tmp_path):
     assert store.stats()["traces"] == 20
 
 
+def test_a_nul_character_is_rejected_on_both_backends_and_the_rest_is_stored(store, tmp_path):
+    # PostgreSQL's text cannot hold U+0000: before it was rejected, such a trace failed its whole
+    # chunk's COPY on every re-run.
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), trace_dict(2, prompt="a\x00b"), trace_dict(3)]))
+    assert (r.accepted, r.rejected) == (2, 1)
+    assert reject_of(store, r.batch_id) == [(2, "schema", "prompt")]
+
+
 def test_duplicates_within_one_file_count_once(store, tmp_path):
     r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), trace_dict(1), trace_dict(1, id="copy")]))
     assert (r.accepted, r.duplicate) == (1, 2)
@@ -101,6 +109,16 @@ def test_reused_id_for_other_content_is_an_id_conflict(store, tmp_path):
     assert reject_of(store, r.batch_id) == [(1, "id_conflict", "id")]
     (row,) = store.list_rejects(batch_id=r.batch_id)
     assert row["raw_head"] == json.dumps(trace_dict(1, final_answer="99"))[:200]  # the line as it was written
+
+
+def test_an_id_conflict_in_a_one_line_json_array_keeps_its_own_record(store, tmp_path):
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]))
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps([trace_dict(2), trace_dict(1, final_answer="99")]))  # both records on line 1
+    r = ingest(store, path)
+    (row,) = store.list_rejects(batch_id=r.batch_id)
+    assert (row["reason"], row["line_no"]) == ("id_conflict", 1)
+    assert row["raw_head"] == json.dumps(trace_dict(1, final_answer="99"))[:200]
 
 
 def test_reasoning_gym_entries_become_traces(store, tmp_path):

@@ -76,3 +76,17 @@ def test_ids_cannot_carry_path_or_spaces():
 def test_labels_are_lowercased_for_selection():
     t = ReasoningTrace.model_validate(trace_dict(1, metadata={"source": "GSM", "category": "Arithmetic"}))
     assert (t.metadata.source, t.metadata.category) == ("gsm", "arithmetic")
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"prompt": "a\x00b"}, "prompt"),
+    ({"steps": ["fine", "nul\x00"]}, "steps.1"),
+    ({"final_answer": "4\x00"}, "final_answer"),
+    ({"metadata": {"tags": ["ok", "t\x00"]}}, "metadata.tags.1"),
+    ({"metadata": {"extra": {"note": "x\x00"}}}, "metadata.extra.note"),
+])
+def test_a_nul_character_is_rejected_and_its_field_named(overrides, field):
+    with pytest.raises(ValidationError) as e:
+        ReasoningTrace.model_validate_json(json.dumps(trace_dict(1, **overrides)))
+    found, message = describe_validation_error(e.value)
+    assert found.startswith(field) and "NUL" in message
