@@ -19,6 +19,23 @@ def ingest(store, path, **kw):
     return report
 
 
+def ingest_crashing_at_chunk(k, store, path, monkeypatch, **kw):
+    """Ingest ``path`` with the ``k``-th chunk's write raising, as a crash would; real writes after."""
+    real = type(store).write_chunk
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == k:
+            raise RuntimeError("simulated crash")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store), "write_chunk", flaky)
+    with pytest.raises(RuntimeError):
+        ingest_file(store, path, **kw)
+    monkeypatch.setattr(type(store), "write_chunk", real)
+
+
 def reject_of(store, batch_id):
     return [(r["line_no"], r["reason"], r["field"]) for r in reversed(store.list_rejects(batch_id=batch_id))]
 
@@ -164,19 +181,7 @@ def test_two_files_at_once_store_each_trace_once(store, tmp_path):
 
 def test_failure_mid_ingest_resumes_without_duplicates_or_loss(store, tmp_path, monkeypatch):
     path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(100)] + ["{bad"] * 3)
-    real = type(store).write_chunk
-    calls = {"n": 0}
-
-    def flaky(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("simulated crash")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(store), "write_chunk", flaky)
-    with pytest.raises(RuntimeError):
-        ingest_file(store, path, chunk_size=20)
-    monkeypatch.setattr(type(store), "write_chunk", real)
+    ingest_crashing_at_chunk(3, store, path, monkeypatch, chunk_size=20)
     r = ingest(store, path, chunk_size=20)
     assert r.resumed
     assert (r.read, r.accepted, r.duplicate, r.rejected) == (103, 100, 0, 3)
@@ -268,19 +273,7 @@ def test_worker_processes_on_both_backends_count_every_record(store, tmp_path):
 
 def test_failure_with_worker_processes_resumes_without_duplicates_or_loss(store, tmp_path, monkeypatch):
     path = _mixed_file(tmp_path / "a.jsonl")
-    real = type(store).write_chunk
-    calls = {"n": 0}
-
-    def flaky(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("simulated crash")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(store), "write_chunk", flaky)
-    with pytest.raises(RuntimeError):
-        ingest_file(store, path, chunk_size=7, workers=2)
-    monkeypatch.setattr(type(store), "write_chunk", real)
+    ingest_crashing_at_chunk(4, store, path, monkeypatch, chunk_size=7, workers=2)
     r = ingest(store, path, chunk_size=7, workers=2)
     assert r.resumed and (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
 
