@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from tunix_rt_pipelines.traces.schema import ID_PATTERN, Text
+from tunix_rt_pipelines.traces.schema import ID_PATTERN, text_type
 
 SECTIONS = ("core", "trace_sensitive", "edge_case")
 # core: the task families as trained; trace_sensitive: only right if every step is followed
@@ -18,8 +18,8 @@ class EvalItem(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     item_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
-    prompt: Annotated[Text, Field(max_length=32_000)]
-    expected_answer: Annotated[Text, Field(max_length=4_000)]
+    prompt: text_type(32_000)
+    expected_answer: text_type(4_000)
     section: Literal["core", "trace_sensitive", "edge_case"]
     category: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     difficulty: Literal["easy", "medium", "hard"]

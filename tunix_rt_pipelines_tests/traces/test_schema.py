@@ -1,11 +1,16 @@
+import json
+import random
+import sys
+
 import pytest
 from pydantic import ValidationError
 
-import json
-
 from tunix_rt_pipelines.traces.schema import (
+    MAX_PROMPT_CHARS,
+    MAX_STEP_CHARS,
     MAX_STEPS,
     ReasoningTrace,
+    collapse_whitespace,
     content_hash,
     describe_validation_error,
     json_string_list,
@@ -42,6 +47,14 @@ def test_content_hash_of_awkward_texts_never_changes():
     assert content_hash("a  b", ["x \n y", *AWKWARD[:4]], "4\t2") == digest
 
 
+def test_collapse_whitespace_is_split_and_join_on_every_whitespace_character():
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    alphabet = [*spaces, " ", " ", "a", "é", "\u200d", "\xad", "\x00"]  # plus non-printable non-spaces
+    r = random.Random(0)
+    texts = ["".join(r.choices(alphabet, k=r.randint(0, 6))) for _ in range(50_000)] + spaces
+    assert [collapse_whitespace(t) for t in texts] == [" ".join(t.split()) for t in texts]
+
+
 def test_step_order_is_part_of_identity():
     a = ReasoningTrace.model_validate(trace_dict(1, steps=["x", "y"]))
     b = ReasoningTrace.model_validate(trace_dict(1, steps=["y", "x"]))
@@ -66,6 +79,21 @@ def test_steps_must_be_present_non_blank_and_bounded(steps):
     with pytest.raises(ValidationError) as e:
         ReasoningTrace.model_validate(trace_dict(1, steps=steps))
     assert describe_validation_error(e.value)[0].startswith("steps")
+
+
+@pytest.mark.parametrize("overrides, field, limit", [
+    ({"prompt": "p" * (MAX_PROMPT_CHARS + 1)}, "prompt", MAX_PROMPT_CHARS),
+    ({"steps": ["ok", "s" * (MAX_STEP_CHARS + 1)]}, "steps.1", MAX_STEP_CHARS),
+])
+def test_an_overlong_text_is_rejected_with_its_field_and_limit(overrides, field, limit):
+    with pytest.raises(ValidationError) as e:
+        ReasoningTrace.model_validate_json(json.dumps(trace_dict(1, **overrides)))
+    assert describe_validation_error(e.value) == (field, f"String should have at most {limit} characters")
+
+
+def test_the_length_limit_applies_after_normalisation():
+    padded = " " * 10 + "p" * MAX_PROMPT_CHARS + "\r\n"
+    assert len(ReasoningTrace.model_validate(trace_dict(1, prompt=padded)).prompt) == MAX_PROMPT_CHARS
 
 
 def test_ids_cannot_carry_path_or_spaces():
