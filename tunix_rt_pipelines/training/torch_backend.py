@@ -242,9 +242,11 @@ def learning_rate(opt: OptimizerConfig, total_steps: int, step: int) -> float:
 
 def _make_optimizer(opt: OptimizerConfig, params: list[nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
     if opt.name == "adamw":
-        # fused on CUDA (one kernel for all parameters); elsewhere torch's default (foreach).
+        # Fused (one kernel over all parameters) on CUDA and CPU: on the 10M bench config the CPU
+        # step was 1.02-1.03x faster than with torch's default (foreach), alternating in one process.
+        fused = True if device.type in ("cuda", "cpu") else None
         return torch.optim.AdamW(params, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps,
-                                 weight_decay=opt.weight_decay, fused=True if device.type == "cuda" else None)
+                                 weight_decay=opt.weight_decay, fused=fused)
     return torch.optim.Adafactor(params, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
