@@ -134,7 +134,8 @@ def _executor(workers: int) -> Executor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare")
     # A fork server, not a fork of this process: ingestion runs inside Dagster's run process,
     # whose other threads may hold locks at the moment of a fork. The server imports the
-    # preparing code once; each worker is forked from it.
+    # preparing code once; each worker is forked from it. Python 3.11's server does not take the
+    # parent's sys.path: it imports from the current directory first, then PYTHONPATH and site.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tunix_rt_pipelines.traces.prepare"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
