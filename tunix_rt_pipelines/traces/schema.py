@@ -35,7 +35,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
-from pydantic_core import PydanticKnownError
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = "1"
 MAX_RECORD_BYTES = 1 << 20  # 1 MiB per raw record; bigger ones are rejected unread
@@ -79,9 +79,14 @@ def text_type(max_chars: int) -> object:
         text = normalize_text(text)
         if not text:
             raise ValueError("must not be empty or only whitespace")
+        _no_nul(text)  # before the length, as when these were separate validators
         if len(text) > max_chars:
-            raise PydanticKnownError("string_too_long", {"max_length": max_chars})
-        return _no_nul(text)
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters, not {length}",
+                {"max_length": max_chars, "length": len(text)},
+            )
+        return text
 
     return Annotated[str, AfterValidator(validate), WithJsonSchema({"type": "string", "maxLength": max_chars})]
 

@@ -88,7 +88,7 @@ def test_steps_must_be_present_non_blank_and_bounded(steps):
 def test_an_overlong_text_is_rejected_with_its_field_and_limit(overrides, field, limit):
     with pytest.raises(ValidationError) as e:
         ReasoningTrace.model_validate_json(json.dumps(trace_dict(1, **overrides)))
-    assert describe_validation_error(e.value) == (field, f"String should have at most {limit} characters")
+    assert describe_validation_error(e.value) == (field, f"String should have at most {limit} characters, not {limit + 1}")
 
 
 def test_the_length_limit_applies_after_normalisation():
@@ -112,6 +112,7 @@ def test_labels_are_lowercased_for_selection():
     ({"final_answer": "4\x00"}, "final_answer"),
     ({"metadata": {"tags": ["ok", "t\x00"]}}, "metadata.tags.1"),
     ({"metadata": {"extra": {"note": "x\x00"}}}, "metadata.extra.note"),
+    ({"prompt": "\x00" * (MAX_PROMPT_CHARS + 1)}, "prompt"),  # too long as well: the NUL is what is said
 ])
 def test_a_nul_character_is_rejected_and_its_field_named(overrides, field):
     with pytest.raises(ValidationError) as e:
