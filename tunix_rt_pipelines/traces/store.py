@@ -110,6 +110,7 @@ class StoreError(RuntimeError):
 
 
 _TRACE_COLUMNS = [c.name for c in traces.columns]
+_COLUMN_LIST = ", ".join(_TRACE_COLUMNS)  # as SQL, for the INSERT and COPY statements
 
 
 class TraceStore:
@@ -399,7 +400,7 @@ _SQLITE = sqlite.dialect()
 SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 _SQLITE_JSON = traces.c.extra.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 _SQLITE_INSERT = (
-    f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
+    f"INSERT INTO traces ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
     "ON CONFLICT DO NOTHING"
 )
 _quote_ascii = json.encoder.c_encode_basestring_ascii or json.encoder.py_encode_basestring_ascii
@@ -465,7 +466,7 @@ def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]
        by row (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
     """
     dbapi = conn.connection.driver_connection
-    if _copy_in_savepoint(conn, "traces", lines):
+    if _copy_in_savepoint(conn, lines):
         return set(hashes)
     with dbapi.cursor() as cur:
         cur.execute("SELECT content_hash FROM traces WHERE content_hash = ANY(%s)", (hashes,))
@@ -474,7 +475,7 @@ def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]
     if not new:
         return set()
     hashes, lines = [h for h, _ in new], [line for _, line in new]
-    if existing and _copy_in_savepoint(conn, "traces", lines):
+    if existing and _copy_in_savepoint(conn, lines):
         return set(hashes)
     with dbapi.cursor() as cur:
         cur.execute(
@@ -483,20 +484,19 @@ def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]
     _copy(dbapi, "trace_stage", lines)
     with dbapi.cursor() as cur:
         cur.execute(
-            f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) "
-            f"SELECT {', '.join(_TRACE_COLUMNS)} FROM trace_stage "
+            f"INSERT INTO traces ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM trace_stage "
             "ON CONFLICT DO NOTHING RETURNING content_hash"
         )
         return {r[0] for r in cur.fetchall()}
 
 
-def _copy_in_savepoint(conn: sa.Connection, table: str, lines: list[str]) -> bool:
-    """``COPY`` the lines into ``table``; False, with nothing kept, when a unique constraint refuses one."""
+def _copy_in_savepoint(conn: sa.Connection, lines: list[str]) -> bool:
+    """``COPY`` the lines into ``traces``; False, with nothing kept, when a unique constraint refuses one."""
     import psycopg2.errors
 
     savepoint = conn.begin_nested()
     try:
-        _copy(conn.connection.driver_connection, table, lines)
+        _copy(conn.connection.driver_connection, "traces", lines)
     except psycopg2.errors.UniqueViolation:
         savepoint.rollback()
         return False
@@ -510,4 +510,4 @@ def _copy(dbapi, table: str, lines: list[str]) -> None:  # noqa: ANN001  a psyco
     # read takes the GIL back from any thread preparing the next chunk (up to a switch interval,
     # 5 ms, of waiting per read).
     with dbapi.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({', '.join(_TRACE_COLUMNS)}) FROM STDIN", io.StringIO(payload), len(payload) + 1)
+        cur.copy_expert(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN", io.StringIO(payload), len(payload) + 1)
