@@ -8,16 +8,16 @@ texts (random weights, the same locally trained BPE). Accuracy is not measured, 
 Modes, per size, each in its own process so peak RSS (``ru_maxrss``) is its own:
 
 * ``hf-reference``: what a user writes with transformers: ``AutoModelForCausalLM``, ``torch.optim.AdamW``,
-  each batch of ``batch_size`` examples (the config's) padded on the right to its longest with an
-  ``attention_mask``, labels -100 on prompt and padding, ``model(**batch).loss.backward()``,
-  global-norm clip, ``optimizer.step()``. The same examples in the same (seeded) order.
+  each batch padded on the right to its longest with an ``attention_mask``, labels -100 on prompt
+  and padding, ``model(**batch).loss.backward()``, global-norm clip, ``optimizer.step()``. The
+  same examples in the same (seeded) order, and as many per batch as one of our packed batches
+  holds on average (``hf_batch_size``; ``--hf-batch`` overrides), so both make the same number
+  of optimizer steps per epoch.
 * ``ours-torch``: ``training.torch_backend.train`` itself (the real loop, packing on), with
   ``log_every=1``, no evaluation and one checkpoint at the end.
 * ``ours-torch-compile``: the same loop with ``compile: true`` (the decoder under ``torch.compile``;
   the compiling first step is reported as ``compile_s`` and lies outside the timed window).
 * ``ours-jax``: ``training.jax_backend.train`` itself (Tunix ``PeftTrainer``), the same settings.
-* ``hf-reference-tokmatched`` (optional, not in the default set): the HF loop with as many examples
-  per batch as one of our packed batches holds, i.e. the same tokens per optimizer step.
 * ``interleaved`` (optional): ``hf-reference``, ``ours-torch`` and ``ours-torch-compile`` in *one*
   process, ``--steps-per-round`` (3) steps of each per round, the order rotated every round, for
   ``--rounds`` (8). This VM's speed drifts by ±30% within minutes, so modes timed in separate
@@ -49,7 +49,7 @@ Usage::
 
     .venv/bin/python bench/train/run.py                          # both sizes, default modes
     .venv/bin/python bench/train/run.py --sizes 10m --timed-10m 20
-    .venv/bin/python bench/train/run.py --modes hf-reference,ours-torch,ours-jax,hf-reference-tokmatched
+    .venv/bin/python bench/train/run.py --sizes 10m --modes hf-reference --hf-batch 8   # HF at another batch
     .venv/bin/python bench/train/run.py --sizes 10m --modes interleaved    # the ratio with the drift cancelled
 
 Results: ``bench/train/results/train_bench.json`` (git-ignored); data and models in ``bench/train/data``.
@@ -265,12 +265,21 @@ def _ours_torch_stepper(cfg, model_dir: str, examples: list, pad: int, compile_:
     return step
 
 
+def hf_batch_size(cfg, examples: list) -> int:  # noqa: ANN001
+    """Examples per batch of our packed stream in its first epoch, rounded: the HF loop's batch."""
+    from tunix_rt_pipelines.training import stream
+
+    ordered = [examples[i] for i in stream.epoch_order(len(examples), seed=cfg.seed, epoch=0)]
+    n_batches = math.ceil(len(stream.pack_rows(ordered, cfg.seq_len, pack=cfg.pack)) / cfg.batch_size)
+    return max(1, round(len(examples) / n_batches))
+
+
 def child_hf(size: str, model_dir: str, pairs_path: str, warmup: int, timed: int, batch_size: int | None) -> dict:
     from tunix_rt_pipelines.training.config import load_config
 
     cfg = load_config(CONFIGS[size])
-    bs = batch_size or cfg.batch_size
     tok, examples, stats = _setup(model_dir, pairs_path, cfg.seq_len)
+    bs = batch_size or hf_batch_size(cfg, examples)
     step = _hf_stepper(cfg, model_dir, examples, tok.pad_token_id, bs)
     times, toks, padded = [], [], []
     for _ in range(warmup + timed):
@@ -305,7 +314,7 @@ def child_interleaved(size: str, model_dir: str, pairs_path: str, warmup: int, r
     cfg = load_config(CONFIGS[size]).replace(steps=warmup + rounds * per_round)
     tok, examples, _ = _setup(model_dir, pairs_path, cfg.seq_len)
     pad = tok.pad_token_id
-    steppers = {"hf-reference": _hf_stepper(cfg, model_dir, examples, pad, cfg.batch_size),
+    steppers = {"hf-reference": _hf_stepper(cfg, model_dir, examples, pad, hf_batch_size(cfg, examples)),
                 "ours-torch": _ours_torch_stepper(cfg, model_dir, examples, pad, compile_=False),
                 "ours-torch-compile": _ours_torch_stepper(cfg, model_dir, examples, pad, compile_=True)}
     for step in steppers.values():  # the compiling step and warm caches fall outside the timing
@@ -382,8 +391,6 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "matmul":
         out = child_matmul(args.matmul_n, args.matmul_repeats)
     elif args.child == "hf-reference":
-        out = child_hf(args.size, args.model_dir, args.pairs, args.warmup, args.timed, None)
-    elif args.child == "hf-reference-tokmatched":
         out = child_hf(args.size, args.model_dir, args.pairs, args.warmup, args.timed, args.hf_batch)
     elif args.child in ("ours-torch", "ours-jax"):
         out = child_ours(args.child.removeprefix("ours-"), args.size, args.model_dir, args.pairs, args.warmup,
@@ -431,7 +438,7 @@ def main() -> None:
     ap.add_argument("--pairs")
     ap.add_argument("--warmup", type=int)
     ap.add_argument("--timed", type=int)
-    ap.add_argument("--hf-batch", type=int)
+    ap.add_argument("--hf-batch", type=int, help="examples per batch of the HF loop (default: as ours holds)")
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -466,15 +473,11 @@ def main() -> None:
         print(f"\n== {size}: {shape['params'] / 1e6:.2f}M params ({shape['non_embedding_params'] / 1e6:.2f}M "
               f"non-embedding), mean example {mean_len:.1f} tokens (max {max(lengths)}), "
               f"{flops_tok / 1e6:.1f} MFLOP/token; {warmup} warmup + {timed} timed steps", flush=True)
-        ours_tokens_per_step = None
         for mode in args.modes.split(","):
             argv = ["--child", mode, "--size", size, "--model-dir", prep["models"][size], "--pairs", prep["pairs"],
                     "--warmup", str(warmup), "--timed", str(timed)]
-            if mode == "hf-reference-tokmatched":
-                if ours_tokens_per_step is None:
-                    print("   (hf-reference-tokmatched needs ours-torch first; skipped)")
-                    continue
-                argv += ["--hf-batch", str(max(1, round(ours_tokens_per_step / mean_len)))]
+            if mode == "hf-reference" and args.hf_batch:
+                argv += ["--hf-batch", str(args.hf_batch)]
             if mode == "interleaved":
                 argv += ["--rounds", str(args.rounds), "--steps-per-round", str(args.steps_per_round)]
                 r = run_child(argv)
@@ -497,8 +500,6 @@ def main() -> None:
             r["mfu_median_step"] = mfu(r["tokens_per_s_median_step"], flops_tok, peak)
             r["mfu_vs_torch_matmul"] = mfu(r["tokens_per_s"], flops_tok, mm["torch_gflops"])
             sr["modes"][mode] = r
-            if mode == "ours-torch":
-                ours_tokens_per_step = r["tokens_per_step"]
             print(f"{mode:>24}: {r['tokens_per_s']:8.0f} tok/s ({r['tokens_per_s_median_step']:.0f} at the median "
                   f"step)  MFU {100 * r['mfu']:5.1f}% ({100 * r['mfu_median_step']:.1f}%; "
                   f"{100 * r['mfu_vs_torch_matmul']:.1f}% of torch's matmul)  "
@@ -508,8 +509,7 @@ def main() -> None:
         m = sr["modes"]
         ratios = {}
         for a, b in (("ours-torch", "hf-reference"), ("ours-torch-compile", "hf-reference"),
-                     ("ours-torch-compile", "ours-torch"), ("ours-jax", "hf-reference"), ("ours-jax", "ours-torch"),
-                     ("ours-torch", "hf-reference-tokmatched"), ("ours-jax", "hf-reference-tokmatched")):
+                     ("ours-torch-compile", "ours-torch"), ("ours-jax", "hf-reference"), ("ours-jax", "ours-torch")):
             if a in m and b in m:
                 ratios[f"{a} / {b}"] = m[a]["tokens_per_s"] / m[b]["tokens_per_s"]
                 ratios[f"{a} / {b} (median-step)"] = (m[a]["tokens_per_s_median_step"]

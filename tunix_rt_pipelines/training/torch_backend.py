@@ -4,8 +4,9 @@ Contract: ``backend.train``. What this loop does, and why:
 
 * Weights stay float32; ``precision: bf16`` runs the forward under bf16 autocast where the
   device has native bf16 matmuls (fp32 master weights keep small updates from rounding away).
-* Packed rows are isolated by ``position_ids`` alone: with no attention mask and no KV cache,
-  transformers derives a block-diagonal causal mask from where positions restart (FACTS.md).
+* Packed rows: each example attends only to itself through ``packed_attention`` (the examples
+  gathered out of the rows into one causal batch), so attention costs the same however long
+  the rows are, and longer rows pack fuller.
 * The loss is ours: cross-entropy on integer labels of target positions only, summed and
   divided by the target tokens of the whole optimizer step, so gradient accumulation gives the
   gradient of one big batch however unevenly the targets fall across micro-batches.
@@ -36,7 +37,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from tunix_rt_pipelines.training import stream
+from tunix_rt_pipelines.training import packed_attention, stream
 from tunix_rt_pipelines.training.accelerator import resolve_torch_device
 from tunix_rt_pipelines.training.backend import CheckpointError, LogFn, NonFiniteLoss, StepLog, TrainResult
 from tunix_rt_pipelines.training.config import LoraConfig, OptimizerConfig, TrainingConfig
@@ -126,8 +127,9 @@ def token_loss_sum(model: PreTrainedModel, batch: stream.TokenBatch, device: tor
     ids = torch.from_numpy(batch.input_ids).to(device, torch.long)  # [B, T]
     positions = torch.from_numpy(batch.positions).to(device, torch.long)  # [B, T]
     targets = torch.from_numpy(batch.loss_mask[:, 1:]).to(device).bool()  # [B, T-1]
-    # No attention mask and no cache: the model builds the per-example causal mask from positions.
-    hidden = model.get_decoder()(input_ids=ids, position_ids=positions, use_cache=False).last_hidden_state  # [B, T, H]
+    layout = packed_attention.layout_kwargs(batch.segment_ids, batch.positions, device)  # each example on its own
+    hidden = model.get_decoder()(input_ids=ids, position_ids=positions, use_cache=False, **layout).last_hidden_state
+    # hidden: [B, T, H]
     h = hidden[:, :-1][targets]  # [N, H]: states at t that predict the target at t + 1
     labels = ids[:, 1:][targets]  # [N]
     head = model.get_output_embeddings()
@@ -411,15 +413,17 @@ def load_for_training(
     """(model, trainable parameters, optimizer) as ``train`` starts from them: fp32 weights on
     ``device``, LoRA adapters when the config asks, the decoder compiled when it asks."""
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
+    packed_attention.enable(model)
     if cfg.lora.enabled:
         add_lora(model, cfg.lora)
     params = list(_trainable(model).values())
     optimizer = _make_optimizer(cfg.optimizer, params, device)
     if cfg.compile:
         # In place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
-        # eager model. Static shapes: every packed batch is [batch_size, seq_len]. The loss head
-        # stays eager: it selects target rows, a data-dependent shape.
-        model.get_decoder().compile(dynamic=False)
+        # eager model. Every packed batch is [batch_size, seq_len]; only the examples' layout
+        # varies, and packed_attention marks those dimensions dynamic. The loss head stays
+        # eager: it selects target rows, a data-dependent shape.
+        model.get_decoder().compile()
     return model, params, optimizer
 
 
