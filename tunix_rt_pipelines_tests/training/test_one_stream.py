@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tunix_rt_pipelines.training import jax_backend, stream, torch_backend
+from tunix_rt_pipelines.training import jax_backend, packed_attention, stream, torch_backend
 
 PAIRS = [("Question: What is 3 + 4?\nAnswer step by step.\n", "3 + 4 = 7\n#### 7"),
          ("Question: What is 10 + 25?\nAnswer step by step.\n", "10 + 25 = 35\n#### 35"),
@@ -34,6 +34,7 @@ def test_first_step_losses_of_both_backends_agree(golden, tiny_model_dir):
     _, _, batch = golden
     n_targets = float(batch.loss_mask[:, 1:].sum())
     torch_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    packed_attention.enable(torch_model)  # as the torch backend trains it
     with torch.no_grad():
         torch_loss = torch_backend.token_loss_sum(torch_model, batch, torch.device("cpu")).item() / n_targets
     jax_model = jax_backend.load_model(tiny_model_dir, dtype="fp32")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tunix_rt_pipelines.training import stream, torch_backend
+from tunix_rt_pipelines.training import packed_attention, stream, torch_backend
 from tunix_rt_pipelines.training.backend import CheckpointError, NonFiniteLoss, StepLog
 from tunix_rt_pipelines.training.config import TrainingConfig
 from tunix_rt_pipelines.training.torch_backend import (
@@ -42,8 +42,16 @@ def examples(tiny_model_dir: Path) -> list[stream.TokenizedExample]:
     return _tokenize(tiny_model_dir)
 
 
-def _model(model_dir: Path) -> torch.nn.Module:
+def _stock_model(model_dir: Path) -> torch.nn.Module:
+    """The model as transformers loads it, with its own attention: what a user's forward runs."""
     return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+
+
+def _model(model_dir: Path) -> torch.nn.Module:
+    """The model as ``load_for_training`` prepares it (per-example attention for packed batches)."""
+    model = _stock_model(model_dir)
+    packed_attention.enable(model)
+    return model
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -86,6 +94,7 @@ def test_exported_final_folder_loads_with_auto_classes(trained, examples: list) 
 def test_packed_row_gives_each_example_its_own_loss(model_fixture: str, request: pytest.FixtureRequest) -> None:
     model_dir = request.getfixturevalue(model_fixture)
     model, examples = _model(model_dir), _tokenize(model_dir)
+    stock = _stock_model(model_dir)
     a, b = examples[0], examples[5]
     packed = stream.make_batch([a, b], [[0, 1]], batch_size=1, seq_len=SEQ_LEN, pad_id=0)
     with torch.no_grad():
@@ -93,7 +102,7 @@ def test_packed_row_gives_each_example_its_own_loss(model_fixture: str, request:
         alone = 0.0
         for ex in (a, b):  # reference: HF's own logits on the example by itself, no packing, no padding
             ids = torch.tensor([ex.prompt_ids + ex.completion_ids])
-            logits = model(ids).logits[0, len(ex.prompt_ids) - 1 : -1]  # [n_completion, V]
+            logits = stock(ids).logits[0, len(ex.prompt_ids) - 1 : -1]  # [n_completion, V]
             alone += F.cross_entropy(logits, torch.tensor(ex.completion_ids), reduction="sum").item()
         # Positions that run on across the boundary make one long sequence: b then sees a.
         leaky = stream.TokenBatch(packed.input_ids, packed.loss_mask,
@@ -234,12 +243,12 @@ def test_lora_trains_only_adapters_and_the_merged_export_matches_the_adapted_mod
         changed = not torch.equal(merged[name], w)
         assert changed == ("_proj" in name), name  # only adapted linears moved
 
-    adapted = _model(tiny_model_dir)
+    adapted = _stock_model(tiny_model_dir)
     add_lora(adapted, cfg.lora)
     adapted.load_state_dict(adapters, strict=False)
     ids = torch.tensor([examples[0].prompt_ids + examples[0].completion_ids])
     with torch.no_grad():
-        torch.testing.assert_close(_model(Path(result.final_dir))(ids).logits, adapted(ids).logits,
+        torch.testing.assert_close(_stock_model(Path(result.final_dir))(ids).logits, adapted(ids).logits,
                                    rtol=1e-4, atol=1e-5)
 
 
