@@ -22,6 +22,7 @@ function, which is how the layout reaches each layer.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface
+
+logger = logging.getLogger(__name__)
 
 NAME = "tunix_rt_packed_sdpa"  # the attn_implementation name under which transformers dispatches here
 
@@ -114,5 +117,12 @@ AttentionMaskInterface.register(NAME, _no_mask)
 
 
 def enable(model: PreTrainedModel) -> None:
-    """Make ``model`` attend with ``packed_sdpa`` (training only: generation keeps its own attention)."""
+    """Make ``model`` attend with ``packed_sdpa`` (training only: generation keeps its own attention).
+
+    A model class that cannot switch its attention keeps transformers' own: still correct (the mask
+    from positions isolates the examples), only slower on long rows, so that is a warning.
+    """
     model.set_attn_implementation(NAME)
+    if model.config._attn_implementation != NAME:
+        logger.warning("%s cannot switch to per-example attention; packed rows are masked instead",
+                       type(model).__name__)
