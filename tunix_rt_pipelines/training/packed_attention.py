@@ -11,13 +11,19 @@ right-padded batch ``[S, H, L, D]`` (S examples in the batch, L the longest), ru
 on it without a mask and scatters the outputs back to their packed positions. Right padding
 needs no mask under causal attention: the query at offset l of an example attends keys 0..l,
 all of its own example. The padded slots' outputs are never scattered back, so they get no
-gradient. The cost is S·L², whatever the row length. On the 10M bench model on CPU, rows of
-512 with this attention trained 1.06× faster than rows of 256 with the mask (compiled and
-eager alike, alternating in one process): 94% of the slots hold tokens instead of 88%.
+gradient. The work is S·L² against the mask's B·T². On the 10M bench model on CPU, rows of 512
+with this attention trained 1.06× faster than rows of 256 with the mask (compiled and eager
+alike, alternating in one process): 95% of the slots hold tokens instead of 88%.
 
-Use: ``enable(model)`` once after loading; pass ``layout_kwargs(batch, device)`` to every
-forward of the decoder. transformers forwards unknown keyword arguments down to the attention
-function, which is how the layout reaches each layer.
+S·L² is not bounded by the rows: one long example among many short ones pads them all to its
+length. ``layout_kwargs`` therefore gives a batch the gathered layout only where it costs no more
+attention work than the mask and at most twice the rows' slots; any other batch, and any forward
+without a layout (generation, a plain ``model(ids)``), runs transformers' own SDPA path with the
+mask transformers builds for it.
+
+Use: ``enable(model)`` once after loading; pass ``layout_kwargs(segment_ids, positions, device)``
+to every training forward of the decoder. transformers forwards unknown keyword arguments down
+to the attention function, which is how the layout reaches each layer.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface, PreTrainedModel
-from transformers.masking_utils import AttentionMaskInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,9 @@ def example_layout(segment_ids: np.ndarray, positions: np.ndarray) -> ExampleLay
     """Where each packed example's tokens sit, from a ``TokenBatch``'s ``segment_ids`` and ``positions``.
 
     Examples are numbered in row order. Each is contiguous in its row and its positions restart
-    at 0 (the stream's contract), so position 0 of a real token starts the next example.
+    at 0 (the stream's contract), so position 0 of a real token starts the next example. A batch
+    of one example gets a second, empty one (all slots past its end): under torch.compile a
+    dimension of size 1 would be specialised, and a recompile paid, for that batch alone.
     """
     b, t = segment_ids.shape
     real = np.flatnonzero(segment_ids.reshape(-1))  # [N] packed positions of real tokens, in order
@@ -54,7 +63,7 @@ def example_layout(segment_ids: np.ndarray, positions: np.ndarray) -> ExampleLay
         raise ValueError("a batch without tokens has no examples to attend over")
     offset = positions.reshape(-1)[real].astype(np.int64)  # [N] index of each token in its example
     example = np.cumsum(offset == 0) - 1  # [N] example of each token
-    n_examples, longest = int(example[-1]) + 1, int(offset.max()) + 1
+    n_examples, longest = max(2, int(example[-1]) + 1), int(offset.max()) + 1
     gather = np.zeros((n_examples, longest), dtype=np.int64)
     gather[example, offset] = real
     scatter = np.zeros(b * t, dtype=np.int64)
@@ -62,9 +71,20 @@ def example_layout(segment_ids: np.ndarray, positions: np.ndarray) -> ExampleLay
     return ExampleLayout(gather, scatter)
 
 
+def gathered_is_cheaper(layout: ExampleLayout, rows: tuple[int, int]) -> bool:
+    """Whether the gathered layout costs no more attention work (S·L² vs B·T²) than the masked rows
+    ``(B, T)``, and at most twice their slots (S·L vs B·T: the gathered q/k/v and outputs are kept
+    for the backward pass)."""
+    (s, length), (b, t) = layout.gather.shape, rows
+    return s * length * length <= b * t * t and s * length <= 2 * b * t
+
+
 def layout_kwargs(segment_ids: np.ndarray, positions: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-    """The keyword arguments that carry a batch's layout through the model to ``packed_sdpa``."""
+    """The keyword arguments that carry a batch's layout through the model to ``packed_sdpa``;
+    empty where the gathered layout would cost more than the mask (see ``gathered_is_cheaper``)."""
     layout = example_layout(segment_ids, positions)
+    if not gathered_is_cheaper(layout, segment_ids.shape):
+        return {}
     gather = torch.from_numpy(layout.gather).to(device)
     # The number of examples and the longest one change from batch to batch: dynamic under
     # torch.compile, so one graph serves every batch instead of a recompile per new shape.
@@ -78,7 +98,7 @@ def packed_sdpa(
     query: torch.Tensor,  # [B, Hq, T, D]
     key: torch.Tensor,  # [B, Hkv, T, D]
     value: torch.Tensor,  # [B, Hkv, T, D]
-    attention_mask: torch.Tensor | None,  # always None: no mask is built for this implementation
+    attention_mask: torch.Tensor | None,  # transformers' mask: used only on its own path
     dropout: float = 0.0,
     scaling: float | None = None,
     sliding_window: int | None = None,
@@ -87,37 +107,39 @@ def packed_sdpa(
     **kwargs,  # noqa: ANN003  (what else the model passes along: position ids, flags)
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention-function contract; returns ``([B, T, Hq, D], None)``."""
-    if example_gather is None or example_scatter is None:
-        raise ValueError(f"attn_implementation {NAME!r} needs the batch's layout: pass "
-                         f"packed_attention.layout_kwargs(...) to the model's forward")
+    if example_gather is None or example_scatter is None or not getattr(module, "is_causal", True):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      sliding_window=sliding_window, **kwargs)
     b, hq, t, d = query.shape
     s, length = example_gather.shape
 
     def unpack(x: torch.Tensor) -> torch.Tensor:  # [B, H, T, D] -> [S, H, L, D]
         return x.transpose(1, 2).reshape(b * t, x.shape[1], d)[example_gather].transpose(1, 2)
 
-    mask = None
+    q, k, v = unpack(query), unpack(key), unpack(value)
     if sliding_window is not None and length > sliding_window:  # Gemma's local layers, on long examples
         i = torch.arange(length, device=query.device)
-        mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < sliding_window)  # [L, L]: causal band
-    out = F.scaled_dot_product_attention(
-        unpack(query), unpack(key), unpack(value), attn_mask=mask, dropout_p=dropout, scale=scaling,
-        is_causal=mask is None, enable_gqa=True,
-    )  # [S, Hq, L, D]
+        band = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < sliding_window)  # [L, L]: causal band
+        # With a mask, repeat the key/value heads as transformers does: SDPA's fused CUDA kernels
+        # take grouped-query attention only without one.
+        groups = hq // k.shape[1]
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=band, dropout_p=dropout, scale=scaling)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True,
+                                             enable_gqa=True)  # [S, Hq, L, D]
     out = out.transpose(1, 2).reshape(s * length, hq, d)[example_scatter]  # [B * T, Hq, D]
     return out.view(b, t, hq, d), None
 
 
-def _no_mask(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
-    return None  # packed_sdpa isolates examples itself: the [B, 1, T, T] mask is never built
-
-
+# Our name gets transformers' own SDPA mask: packed_sdpa ignores it on the gathered path and
+# hands it to transformers' SDPA on the other.
 AttentionInterface.register(NAME, packed_sdpa)
-AttentionMaskInterface.register(NAME, _no_mask)
+AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
 def enable(model: PreTrainedModel) -> None:
-    """Make ``model`` attend with ``packed_sdpa`` (training only: generation keeps its own attention).
+    """Make ``model`` attend with ``packed_sdpa``; a forward without a layout runs as before.
 
     A model class that cannot switch its attention keeps transformers' own: still correct (the mask
     from positions isolates the examples), only slower on long rows, so that is a warning.

@@ -5,8 +5,8 @@ Contract: ``backend.train``. What this loop does, and why:
 * Weights stay float32; ``precision: bf16`` runs the forward under bf16 autocast where the
   device has native bf16 matmuls (fp32 master weights keep small updates from rounding away).
 * Packed rows: each example attends only to itself through ``packed_attention`` (the examples
-  gathered out of the rows into one causal batch), so attention costs the same however long
-  the rows are, and longer rows pack fuller.
+  gathered out of the rows into one causal batch where that is cheaper than masking the rows),
+  so longer rows, which pack fuller, do not pay the mask's T² in attention.
 * The loss is ours: cross-entropy on integer labels of target positions only, summed and
   divided by the target tokens of the whole optimizer step, so gradient accumulation gives the
   gradient of one big batch however unevenly the targets fall across micro-batches.
@@ -421,8 +421,9 @@ def load_for_training(
     if cfg.compile:
         # In place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
         # eager model. Every packed batch is [batch_size, seq_len]; only the examples' layout
-        # varies, and packed_attention marks those dimensions dynamic. The loss head stays
-        # eager: it selects target rows, a data-dependent shape.
+        # varies, and packed_attention marks those dimensions dynamic (a batch that takes the
+        # masked path, or a sliding window first exceeded, compiles once more). The loss head
+        # stays eager: it selects target rows, a data-dependent shape.
         model.get_decoder().compile()
     return model, params, optimizer
 

@@ -70,13 +70,15 @@ def _packed_batch(model_dir: Path) -> stream.TokenBatch:
     return stream.make_batch(examples, [[0, 1, 2], [3], [4, 5]], batch_size=4, seq_len=128, pad_id=0)
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_gemma_dir"])
-def test_packed_attention_equals_transformers_masked_sdpa(model_fixture: str, request: pytest.FixtureRequest) -> None:
-    model_dir = request.getfixturevalue(model_fixture)
-    batch = _packed_batch(model_dir)
-    stock = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)  # mask from positions
-    ours = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+def _models(model_dir: Path, **overrides: object) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(transformers' own SDPA, ours) from the same weights."""
+    stock = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, **overrides)
+    ours = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, **overrides)
     packed_attention.enable(ours)
+    return stock, ours
+
+
+def _assert_same(stock: torch.nn.Module, ours: torch.nn.Module, batch: stream.TokenBatch) -> None:
     h_stock, g_stock = _hidden_and_grads(stock, batch)
     h_ours, g_ours = _hidden_and_grads(ours, batch)
     torch.testing.assert_close(h_ours, h_stock, rtol=1e-5, atol=1e-5)
@@ -84,28 +86,53 @@ def test_packed_attention_equals_transformers_masked_sdpa(model_fixture: str, re
         assert (x is None and y is None) or (x - y).norm() <= 1e-5 * y.norm()  # None: the unused lm_head
 
 
+@pytest.mark.parametrize(("model_fixture", "overrides"), [
+    ("tiny_model_dir", {}),
+    ("tiny_gemma_dir", {}),
+    ("tiny_gemma_dir", {"query_pre_attn_scalar": 4}),  # a scale other than 1/sqrt(head_dim)
+])
+def test_packed_attention_equals_transformers_masked_sdpa(
+    model_fixture: str, overrides: dict, request: pytest.FixtureRequest
+) -> None:
+    model_dir = request.getfixturevalue(model_fixture)
+    batch = _packed_batch(model_dir)
+    assert packed_attention.layout_kwargs(batch.segment_ids, batch.positions, CPU)  # the gathered path runs
+    _assert_same(*_models(model_dir, **overrides), batch)
+
+
+def test_batch_where_gathering_costs_more_runs_the_masked_path(tiny_model_dir: Path) -> None:
+    # One example of 120 tokens among many of 4: gathered, all would be padded to 120.
+    long_one = stream.TokenizedExample([5], list(range(6, 125)))
+    short = [stream.TokenizedExample([5], [6, 7, 8]) for _ in range(30)]
+    batch = stream.make_batch([long_one, *short], [[0], list(range(1, 31))], batch_size=2, seq_len=128, pad_id=0)
+    layout = packed_attention.example_layout(batch.segment_ids, batch.positions)
+    assert not packed_attention.gathered_is_cheaper(layout, batch.segment_ids.shape)
+    assert packed_attention.layout_kwargs(batch.segment_ids, batch.positions, CPU) == {}
+    _assert_same(*_models(tiny_model_dir), batch)
+
+
+def test_batch_of_one_example_gathers_two_rows() -> None:
+    batch = _batch_of_lengths([[4], []])  # a second dimension of 1 would recompile under torch.compile
+    layout = packed_attention.example_layout(batch.segment_ids, batch.positions)
+    assert layout.gather.shape == (2, 4) and layout.gather[1].tolist() == [0, 0, 0, 0]
+    assert layout.scatter[:4].tolist() == [0, 1, 2, 3]
+
+
 def test_sliding_window_shorter_than_an_example_is_applied(tiny_gemma_dir: Path) -> None:
     batch = _packed_batch(tiny_gemma_dir)
-
-    def model(window: int, packed: bool) -> torch.nn.Module:
-        m = AutoModelForCausalLM.from_pretrained(str(tiny_gemma_dir), dtype=torch.float32,
-                                                 sliding_window=window, layer_types=["sliding_attention"] * 2)
-        if packed:
-            packed_attention.enable(m)
-        return m
-
-    h_stock, _ = _hidden_and_grads(model(4, packed=False), batch)
-    h_ours, _ = _hidden_and_grads(model(4, packed=True), batch)
-    h_global, _ = _hidden_and_grads(model(128, packed=True), batch)
-    torch.testing.assert_close(h_ours, h_stock, rtol=1e-5, atol=1e-5)
-    assert (h_ours - h_global).abs().max() > 1e-3  # the window did change what was attended
+    local = {"sliding_window": 4, "layer_types": ["sliding_attention"] * 2}
+    _assert_same(*_models(tiny_gemma_dir, **local), batch)
+    _, wide = _models(tiny_gemma_dir, sliding_window=128, layer_types=["sliding_attention"] * 2)
+    h_local, _ = _hidden_and_grads(_models(tiny_gemma_dir, **local)[1], batch)
+    h_wide, _ = _hidden_and_grads(wide, batch)
+    assert (h_local - h_wide).abs().max() > 1e-3  # the window did change what was attended
 
 
-def test_forward_without_the_layout_says_what_to_pass(tiny_model_dir: Path) -> None:
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
-    packed_attention.enable(model)
-    with pytest.raises(ValueError, match="layout_kwargs"):
-        model(torch.tensor([[1, 2, 3]]))
+def test_forward_without_a_layout_runs_transformers_own_attention(tiny_model_dir: Path) -> None:
+    stock, ours = _models(tiny_model_dir)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, stock(ids).logits)
 
 
 def test_saved_model_does_not_ask_for_packed_attention(tiny_model_dir: Path, tmp_path: Path) -> None:
