@@ -120,10 +120,10 @@ def test_batch_of_one_example_gathers_two_rows() -> None:
 
 def test_sliding_window_shorter_than_an_example_is_applied(tiny_gemma_dir: Path) -> None:
     batch = _packed_batch(tiny_gemma_dir)
-    local = {"sliding_window": 4, "layer_types": ["sliding_attention"] * 2}
-    _assert_same(*_models(tiny_gemma_dir, **local), batch)
+    stock, local = _models(tiny_gemma_dir, sliding_window=4, layer_types=["sliding_attention"] * 2)
+    _assert_same(stock, local, batch)
     _, wide = _models(tiny_gemma_dir, sliding_window=128, layer_types=["sliding_attention"] * 2)
-    h_local, _ = _hidden_and_grads(_models(tiny_gemma_dir, **local)[1], batch)
+    h_local, _ = _hidden_and_grads(local, batch)
     h_wide, _ = _hidden_and_grads(wide, batch)
     assert (h_local - h_wide).abs().max() > 1e-3  # the window did change what was attended
 
