@@ -7,9 +7,10 @@ where ``read`` counts records (blank lines are not records), ``accepted`` are tr
 stored for the first time, ``duplicate`` were already stored (by content hash) and
 ``rejected`` are kept in the rejects table with their reason.
 
-One pipeline: this thread reads the file and hands chunks of records to an executor that
-prepares them (:mod:`.prepare`: parse, validate, hash, encode), then writes the prepared chunks
-to the database in file order, one transaction each. While the database stores chunk k, the
+One pipeline: this thread cuts the file into chunks and hands them to an executor that prepares
+them (:mod:`.prepare`: read, parse, validate, hash, encode), then writes the prepared chunks to
+the database in file order, one transaction each. A JSON Lines chunk is a range of lines, found
+by counting newlines, that the executor reads itself; a JSON array's chunk is its records. While the database stores chunk k, the
 executor prepares the chunks after it. Preparing costs more CPU than the database's work, so a
 large file is prepared in worker processes on every usable CPU; anything smaller is prepared
 in one thread, which still overlaps the database (the driver releases the GIL while it waits).
@@ -29,8 +30,8 @@ from pathlib import Path
 
 from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.cpus import usable_cpus
-from tunix_rt_pipelines.traces.prepare import prepare_records, prepare_traces
-from tunix_rt_pipelines.traces.reader import iter_records
+from tunix_rt_pipelines.traces.prepare import prepare_lines, prepare_records, prepare_traces
+from tunix_rt_pipelines.traces.reader import detect_layout, iter_line_ranges, iter_records
 from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
 from tunix_rt_pipelines.traces.store import Batch, PreparedChunk, TraceStore
 
@@ -100,11 +101,14 @@ def ingest_file(
     batch = store.open_batch(name, sha, size, run_id)
     if workers is None:  # what is left to read: a resumed batch may be nearly done
         workers = usable_cpus() if size - batch.byte_offset >= PROCESS_MIN_BYTES else 1
-    records = iter_records(
-        path, max_record_bytes=max_record_bytes, start_offset=batch.byte_offset, start_line=batch.next_line
-    )
-    prepare = partial(prepare_records, dialect=store.dialect, batch_id=batch.id)
-    return _ingest(store, batch, _chunks(records, chunk_size), prepare, workers=workers, size=size, progress=progress)
+    start = {"max_record_bytes": max_record_bytes, "start_offset": batch.byte_offset, "start_line": batch.next_line}
+    if detect_layout(path) == "jsonl":
+        chunks = iter_line_ranges(path, lines=chunk_size, **start)
+        prepare = partial(prepare_lines, dialect=store.dialect, batch_id=batch.id)
+    else:
+        chunks = _chunks(iter_records(path, **start), chunk_size)
+        prepare = partial(prepare_records, dialect=store.dialect, batch_id=batch.id)
+    return _ingest(store, batch, chunks, prepare, workers=workers, size=size, progress=progress)
 
 
 def ingest_traces(
@@ -158,8 +162,8 @@ def _quiet_gc() -> None:
 def _ingest(
     store: TraceStore,
     batch: Batch,
-    chunks: Iterator[list],
-    prepare: Callable[[list], PreparedChunk],
+    chunks: Iterator,  # line ranges, or lists of records or of (line, trace)
+    prepare: Callable[[object], PreparedChunk],
     *,
     workers: int,
     size: int,
@@ -171,7 +175,7 @@ def _ingest(
     # ``workers`` chunks are prepared ahead of the one being written: every worker stays busy,
     # and memory holds a bounded number of chunks whatever the file's size.
     executor = _executor(workers)
-    in_flight: deque[tuple[Future, list]] = deque()
+    in_flight: deque[tuple[Future, object]] = deque()
 
     def write_next() -> None:
         future, source = in_flight.popleft()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunix_rt_pipelines.traces.parse import Rejection, parse_record
-from tunix_rt_pipelines.traces.reader import RawRecord
+from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace
 from tunix_rt_pipelines.traces.store import (
     SQLITE_DATETIME,
@@ -22,8 +22,22 @@ from tunix_rt_pipelines.traces.store import (
 )
 
 
+def prepare_lines(lines: LineRange, *, dialect: str, batch_id: str) -> PreparedChunk:
+    """A range of JSON Lines, read here: in a worker process, the ingesting process only counts lines."""
+    return _prepare_read(lines.records(), dialect=dialect, batch_id=batch_id,
+                         end_offset=lines.end_offset, next_line=lines.end_line)
+
+
 def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str) -> PreparedChunk:
     """A chunk of raw records (non-empty, in file order) as ``TraceStore.write_chunk`` takes it."""
+    last = records[-1]
+    return _prepare_read(records, dialect=dialect, batch_id=batch_id,
+                         end_offset=last.end_offset, next_line=last.line + 1)
+
+
+def _prepare_read(
+    records: Sequence[RawRecord], *, dialect: str, batch_id: str, end_offset: int, next_line: int
+) -> PreparedChunk:
     accepted: list[tuple[int, int, ReasoningTrace]] = []
     rejected: list[RejectRow] = []
     for position, record in enumerate(records):
@@ -32,9 +46,8 @@ def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str
             rejected.append(RejectRow(record.line, parsed, record.data, record.size))
         else:
             accepted.append((position, record.line, parsed))
-    last = records[-1]
     return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(records),
-                    end_offset=last.end_offset, next_line=last.line + 1)
+                    end_offset=end_offset, next_line=next_line)
 
 
 def prepare_traces(
@@ -71,7 +84,7 @@ def _prepare(
     chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
     if dialect == "postgresql":
         created = now.isoformat()
-        chunk.copy_lines = [encode_copy_line(h, t, batch_id, created) for h, t in new]
+        chunk.copy_payload = "".join([encode_copy_line(h, t, batch_id, created) for h, t in new]).encode()
     else:
         stamp = SQLITE_DATETIME(now)
         chunk.rows = [sqlite_row(h, t, batch_id, stamp) for h, t in new]

@@ -15,6 +15,10 @@ What the reader settles itself, before any JSON parsing:
 Blank lines are not records and are not counted. CRLF line ends are accepted.
 Every record carries its 1-based starting line and the byte offset just past it, which is
 the resume point that ingestion commits.
+
+A JSON Lines file can also be cut into ``LineRange``s (``iter_line_ranges``) by counting
+newlines alone: the process that prepares a range reads its records itself, with the same
+rules, so the ingesting process never builds or sends a record.
 """
 
 from __future__ import annotations
@@ -43,6 +47,23 @@ class RawRecord(NamedTuple):
     detail: str = ""  # human-readable explanation of the problem
 
 
+class LineRange(NamedTuple):
+    """Whole lines of a JSON Lines file, bytes ``[start_offset, end_offset)``."""
+
+    path: str
+    start_offset: int
+    end_offset: int
+    first_line: int  # line number at start_offset
+    end_line: int  # line number just past the range: the resume line once it is committed
+    max_record_bytes: int
+
+    def records(self) -> list[RawRecord]:
+        """The range's records, read as ``iter_records`` reads them."""
+        return list(
+            _iter_jsonl(Path(self.path), self.max_record_bytes, self.start_offset, self.first_line, self.end_offset)
+        )
+
+
 def detect_layout(path: Path) -> str:
     """'jsonl' or 'json_array', from the first non-blank byte (BOM skipped)."""
     with path.open("rb") as f:
@@ -67,10 +88,44 @@ def iter_records(
         yield from _iter_jsonl(path, max_record_bytes, start_offset, start_line)
 
 
-def _iter_jsonl(path: Path, limit: int, offset: int, line_no: int) -> Iterator[RawRecord]:
+def iter_line_ranges(
+    path: Path, *, lines: int, max_record_bytes: int, start_offset: int = 0, start_line: int = 1
+) -> Iterator[LineRange]:
+    """A JSON Lines file from ``start_offset`` on, as ranges of ``lines`` lines (the last may be shorter).
+
+    Only newlines are counted, in reads of 1 MiB: a line of any length costs no more memory than
+    that. Blank lines count as lines (a range may hold fewer records than lines, or none); a last
+    line without a newline is a line.
+    """
+    name = str(path)
+    with path.open("rb") as f:
+        f.seek(start_offset)
+        begin, begin_line = start_offset, start_line  # where the range being counted starts
+        offset, counted = start_offset, 0  # file offset of buf[0]; newlines counted in this range
+        last_byte = b"\n"
+        while buf := f.read(_READ_CHUNK):
+            pos = 0
+            if counted + buf.count(b"\n") >= lines:  # the range ends in this read: find its last newline
+                while (nl := buf.find(b"\n", pos)) >= 0:
+                    pos = nl + 1
+                    counted += 1
+                    if counted == lines:
+                        yield LineRange(name, begin, offset + pos, begin_line, begin_line + lines, max_record_bytes)
+                        begin, begin_line, counted = offset + pos, begin_line + lines, 0
+                        if counted + buf.count(b"\n", pos) < lines:
+                            break
+            counted += buf.count(b"\n", pos)
+            offset += len(buf)
+            last_byte = buf[-1:]
+        if offset > begin:
+            end_line = begin_line + counted + (last_byte != b"\n")
+            yield LineRange(name, begin, offset, begin_line, end_line, max_record_bytes)
+
+
+def _iter_jsonl(path: Path, limit: int, offset: int, line_no: int, end: int | None = None) -> Iterator[RawRecord]:
     with path.open("rb") as f:
         f.seek(offset)
-        while True:
+        while end is None or offset < end:
             start_line = line_no
             chunk = f.readline(limit + 2)  # +2: room for the CRLF of a record exactly at the limit
             if not chunk:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
 from tunix_rt_pipelines.core.migrate import migrate
 from tunix_rt_pipelines.traces.parse import Rejection
-from tunix_rt_pipelines.traces.reader import RawRecord
+from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace, json_string_list
 
 
@@ -92,15 +92,19 @@ class PreparedChunk:
     end_offset: int  # the batch's resume point once this chunk is committed: byte offset ...
     next_line: int  # ... and line number just past the chunk's last record
     rows: list[tuple] | None = None  # SQLite: one insert row per candidate, values as stored, in candidates' order
-    copy_lines: list[str] | None = None  # PostgreSQL: one COPY text line per candidate, in candidates' order
-    # What the chunk was prepared from (raw records, or (line, trace) pairs), set by the ingesting
-    # process when the chunk comes back; never sent to or from a worker.
-    source: list | None = None
+    # PostgreSQL: the COPY text rows of the candidates, in candidates' order, as UTF-8 bytes: one
+    # object to send back from a worker and on to the server, neither joined nor encoded here.
+    copy_payload: bytes | None = None
+    # What the chunk was prepared from (a range of lines, raw records, or (line, trace) pairs), set
+    # by the ingesting process when the chunk comes back; never sent to or from a worker.
+    source: LineRange | list | None = None
 
     def raw_record(self, position: int) -> bytes:
         """The raw form of the chunk's record at ``position`` (only an id conflict needs it): a read
         record's bytes, or a built trace's JSON. By position, not line: the records of a JSON array
         written on one line share their line number."""
+        if isinstance(self.source, LineRange):  # read again, once: only the preparing process read it
+            self.source = self.source.records()
         item = self.source[position]
         return item.data if isinstance(item, RawRecord) else item[1].model_dump_json().encode()
 
@@ -280,7 +284,7 @@ class TraceStore:
 
     def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk, batch_id: str) -> set[str]:
         if self.dialect == "postgresql":
-            return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_lines)
+            return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_payload)
         return self._sqlite_insert_traces(conn, list(chunk.candidates), chunk.rows, batch_id)
 
     def _sqlite_insert_traces(
@@ -452,8 +456,8 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
     )
 
 
-def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]) -> set[str]:
-    """Insert the traces that are new (``lines[i]`` encodes ``hashes[i]``); returns their hashes.
+def _copy_insert_traces(conn: sa.Connection, hashes: list[str], payload: bytes) -> set[str]:
+    """Insert the traces that are new (row ``i`` of ``payload`` encodes ``hashes[i]``); returns their hashes.
 
     Up to three tries, cheapest first, each ``COPY`` inside a savepoint:
 
@@ -466,22 +470,24 @@ def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]
        by row (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
     """
     dbapi = conn.connection.driver_connection
-    if _copy_in_savepoint(conn, lines):
+    if _copy_in_savepoint(conn, payload):
         return set(hashes)
+    # COPY's text format escapes a newline inside a value, so every newline ends a row.
+    lines = payload.split(b"\n")[:-1]
     with dbapi.cursor() as cur:
         cur.execute("SELECT content_hash FROM traces WHERE content_hash = ANY(%s)", (hashes,))
         existing = {h for (h,) in cur.fetchall()}
     new = [(h, line) for h, line in zip(hashes, lines) if h not in existing]
     if not new:
         return set()
-    hashes, lines = [h for h, _ in new], [line for _, line in new]
-    if existing and _copy_in_savepoint(conn, lines):
+    hashes, payload = [h for h, _ in new], b"".join(line + b"\n" for _, line in new)
+    if existing and _copy_in_savepoint(conn, payload):
         return set(hashes)
     with dbapi.cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS trace_stage (LIKE traces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-    _copy(dbapi, "trace_stage", lines)
+    _copy(dbapi, "trace_stage", payload)
     with dbapi.cursor() as cur:
         cur.execute(
             f"INSERT INTO traces ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM trace_stage "
@@ -490,13 +496,13 @@ def _copy_insert_traces(conn: sa.Connection, hashes: list[str], lines: list[str]
         return {r[0] for r in cur.fetchall()}
 
 
-def _copy_in_savepoint(conn: sa.Connection, lines: list[str]) -> bool:
-    """``COPY`` the lines into ``traces``; False, with nothing kept, when a unique constraint refuses one."""
+def _copy_in_savepoint(conn: sa.Connection, payload: bytes) -> bool:
+    """``COPY`` the rows into ``traces``; False, with nothing kept, when a unique constraint refuses one."""
     import psycopg2.errors
 
     savepoint = conn.begin_nested()
     try:
-        _copy(conn.connection.driver_connection, "traces", lines)
+        _copy(conn.connection.driver_connection, "traces", payload)
     except psycopg2.errors.UniqueViolation:
         savepoint.rollback()
         return False
@@ -504,10 +510,9 @@ def _copy_in_savepoint(conn: sa.Connection, lines: list[str]) -> bool:
     return True
 
 
-def _copy(dbapi, table: str, lines: list[str]) -> None:  # noqa: ANN001  a psycopg2 connection
-    payload = "".join(lines)
+def _copy(dbapi, table: str, payload: bytes) -> None:  # noqa: ANN001  a psycopg2 connection
     # One read of the whole payload: psycopg2 reads the file 8 KiB at a time by default, and each
     # read takes the GIL back from any thread preparing the next chunk (up to a switch interval,
     # 5 ms, of waiting per read).
     with dbapi.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN", io.StringIO(payload), len(payload) + 1)
+        cur.copy_expert(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN", io.BytesIO(payload), len(payload) + 1)

@@ -128,6 +128,14 @@ def test_reused_id_for_other_content_is_an_id_conflict(store, tmp_path):
     assert row["raw_head"] == json.dumps(trace_dict(1, final_answer="99"))[:200]  # the line as it was written
 
 
+def test_an_id_conflict_after_blank_and_bad_lines_keeps_its_own_line(store, tmp_path):
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]))
+    r = ingest(store, write_jsonl(tmp_path / "b.jsonl", [trace_dict(5), "", "{not json", trace_dict(1, final_answer="99")]))
+    row = store.list_rejects(batch_id=r.batch_id, reason="id_conflict")[0]
+    assert row["line_no"] == 4
+    assert row["raw_head"] == json.dumps(trace_dict(1, final_answer="99"))[:200]
+
+
 def test_an_id_conflict_in_a_one_line_json_array_keeps_its_own_record(store, tmp_path):
     ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]))
     path = tmp_path / "b.json"

@@ -1,7 +1,7 @@
 import json
 import tracemalloc
 
-from tunix_rt_pipelines.traces.reader import iter_records
+from tunix_rt_pipelines.traces.reader import iter_line_ranges, iter_records
 from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
 
 LIMIT = 1 << 20
@@ -83,3 +83,35 @@ def test_json_array_oversized_element(tmp_path):
     path.write_text("[" + json.dumps(trace_dict(1, prompt="y" * 5000)) + "," + json.dumps(trace_dict(2)) + "]")
     recs = records(path, limit=1000)
     assert [r.problem for r in recs] == ["too_large", None]
+
+
+def test_line_ranges_read_exactly_the_records_of_the_file(tmp_path):
+    path = tmp_path / "a.jsonl"
+    lines = [b"\xef\xbb\xbf" + json.dumps(trace_dict(1)).encode(), b"", b"  ", b'{"x": "' + b"y" * 300 + b'"}',
+             json.dumps(trace_dict(2)).encode(), b"{not json"]
+    path.write_bytes(b"\r\n".join(lines) + b'\n{"cut')  # CRLF, blank lines, too large, last line cut off
+    want = records(path, limit=200)
+    for n in (1, 2, 3, 100):
+        ranges = list(iter_line_ranges(path, lines=n, max_record_bytes=200))
+        assert [rec for r in ranges for rec in r.records()] == want
+        assert [r.end_line - r.first_line for r in ranges][:-1] == [n] * (len(ranges) - 1)
+        assert (ranges[0].start_offset, ranges[-1].end_offset, ranges[-1].end_line) == (0, path.stat().st_size, 8)
+
+
+def test_line_ranges_resume_at_a_committed_offset(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(5)])
+    first = records(path)
+    (rest,) = iter_line_ranges(path, lines=10, max_record_bytes=LIMIT, start_offset=first[1].end_offset, start_line=3)
+    assert [r.line for r in rest.records()] == [3, 4, 5] and rest.end_line == 6
+
+
+def test_line_ranges_count_a_50_mb_line_without_holding_it(tmp_path):
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"id": "big", "prompt": "' + b"x" * (50 << 20) + b'"}\n{}\n{}\n')
+    tracemalloc.start()
+    ranges = list(iter_line_ranges(path, lines=2, max_record_bytes=LIMIT))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [(r.first_line, r.end_line) for r in ranges] == [(1, 3), (3, 4)]
+    assert peak < 4 << 20
