@@ -169,7 +169,8 @@ def mode_raw_copy(path: Path, url: str) -> dict:
     from datetime import UTC, datetime
 
     from tunix_rt_pipelines.traces.schema import ReasoningTrace
-    from tunix_rt_pipelines.traces.store import TraceStore, _TRACE_COLUMNS, encode_copy_line
+    from tunix_rt_pipelines.traces.rows import encode_copy_line
+    from tunix_rt_pipelines.traces.store import _TRACE_COLUMNS, TraceStore
 
     store = TraceStore(url)
     created = datetime.now(UTC).isoformat()

@@ -33,7 +33,8 @@ from tunix_rt_pipelines.core.cpus import usable_cpus
 from tunix_rt_pipelines.traces.prepare import prepare_lines, prepare_records, prepare_traces
 from tunix_rt_pipelines.traces.reader import detect_layout, iter_line_ranges, iter_records
 from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
-from tunix_rt_pipelines.traces.store import Batch, PreparedChunk, TraceStore
+from tunix_rt_pipelines.traces.rows import PreparedChunk
+from tunix_rt_pipelines.traces.store import Batch, TraceStore
 
 DEFAULT_CHUNK = 2_000  # records per transaction: large enough for COPY, small enough to lose little
 # Files from this size on are prepared in worker processes (``workers=None``). Below it, starting

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from tunix_rt_pipelines.traces.parse import Rejection, parse_record
 from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace
-from tunix_rt_pipelines.traces.store import (
-    SQLITE_DATETIME,
+from tunix_rt_pipelines.traces.rows import (
     PreparedChunk,
     RejectRow,
     encode_copy_line,
     sqlite_row,
+    sqlite_timestamp,
     utcnow,
 )
 
@@ -86,6 +86,6 @@ def _prepare(
         created = now.isoformat()
         chunk.copy_payload = "".join([encode_copy_line(h, t, batch_id, created) for h, t in new]).encode()
     else:
-        stamp = SQLITE_DATETIME(now)
+        stamp = sqlite_timestamp(now)
         chunk.rows = [sqlite_row(h, t, batch_id, stamp) for h, t in new]
     return chunk

@@ -17,12 +17,11 @@ the stored hashes or through a staging table (``_copy_insert_traces``); on SQLit
 from __future__ import annotations
 
 import io
-import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,12 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
 from tunix_rt_pipelines.core.migrate import migrate
 from tunix_rt_pipelines.traces.parse import Rejection
-from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
-from tunix_rt_pipelines.traces.schema import ReasoningTrace, json_string_list
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from tunix_rt_pipelines.traces.rows import PreparedChunk, RejectRow, utcnow
 
 
 @dataclass
@@ -63,50 +57,12 @@ class Batch:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RejectRow:
-    line: int
-    rejection: Rejection
-    raw: bytes
-    raw_bytes: int
-
-
 @dataclass
 class ChunkResult:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
-
-
-@dataclass
-class PreparedChunk:
-    """One chunk ready for ``write_chunk``: everything but the database work is done (see :mod:`.prepare`)."""
-
-    # content hash -> (position in the chunk, line, trace id) of its first record in the chunk
-    candidates: dict[str, tuple[int, int, str]]
-    chunk_duplicates: int  # later records of a hash already in this chunk
-    rejected: list[RejectRow]
-    created_at: datetime
-    n_read: int  # records in the chunk: candidates + chunk duplicates + rejected
-    end_offset: int  # the batch's resume point once this chunk is committed: byte offset ...
-    next_line: int  # ... and line number just past the chunk's last record
-    rows: list[tuple] | None = None  # SQLite: one insert row per candidate, values as stored, in candidates' order
-    # PostgreSQL: the COPY text rows of the candidates, in candidates' order, as UTF-8 bytes: one
-    # object to send back from a worker and on to the server, neither joined nor encoded here.
-    copy_payload: bytes | None = None
-    # What the chunk was prepared from (a range of lines, raw records, or (line, trace) pairs), set
-    # by the ingesting process when the chunk comes back; never sent to or from a worker.
-    source: LineRange | list | None = None
-
-    def raw_record(self, position: int) -> bytes:
-        """The raw form of the chunk's record at ``position`` (only an id conflict needs it): a read
-        record's bytes, or a built trace's JSON. By position, not line: the records of a JSON array
-        written on one line share their line number."""
-        if isinstance(self.source, LineRange):  # read again, once: only the preparing process read it
-            self.source = self.source.records()
-        item = self.source[position]
-        return item.data if isinstance(item, RawRecord) else item[1].model_dump_json().encode()
 
 
 class StoreError(RuntimeError):
@@ -398,63 +354,12 @@ class TraceStore:
 
 # -- SQLite rows ----------------------------------------------------------------------------
 
-_SQLITE = sqlite.dialect()
-# How SQLAlchemy stores a timestamp and a JSON value on SQLite; rows written by hand must match
-# the rows SQLAlchemy writes, because reads and range filters go through SQLAlchemy.
-SQLITE_DATETIME = traces.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
-_SQLITE_JSON = traces.c.extra.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 _SQLITE_INSERT = (
     f"INSERT INTO traces ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
     "ON CONFLICT DO NOTHING"
 )
-_quote_ascii = json.encoder.c_encode_basestring_ascii or json.encoder.py_encode_basestring_ascii
-
-
-def _sqlite_json_list(items: list[str]) -> str:
-    """What SQLAlchemy's JSON type writes on SQLite (``json.dumps`` defaults) for a list of strings."""
-    return f"[{', '.join(map(_quote_ascii, items))}]"
-
-
-def _n_chars(t: ReasoningTrace) -> int:
-    """The ``n_chars`` column: characters of prompt, steps and answer."""
-    return len(t.prompt) + sum(map(len, t.steps)) + len(t.final_answer)
-
-
-def sqlite_row(h: str, t: ReasoningTrace, batch_id: str, stamp: str) -> tuple:
-    """One trace as the values SQLAlchemy would store on SQLite, columns in table order."""
-    m = t.metadata
-    return (h, t.id, t.schema_version, t.prompt, _sqlite_json_list(t.steps), t.final_answer, m.source, m.category,
-            m.difficulty, _sqlite_json_list(m.tags), _SQLITE_JSON(m.extra), len(t.steps), _n_chars(t), batch_id,
-            stamp)
-
 
 # -- PostgreSQL COPY path -------------------------------------------------------------------
-
-def _esc(text: str) -> str:
-    """COPY text-format escaping; most fields need none, and ``in`` checks are far cheaper than translate."""
-    if "\\" in text or "\n" in text or "\t" in text or "\r" in text:
-        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    return text
-
-
-# A bound encoder skips json.dumps' per-call argument handling; only a non-empty ``extra`` uses it.
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str) -> str:
-    """One trace as a COPY text-format line, columns in table order (``_TRACE_COLUMNS``).
-
-    One f-string straight from the trace, lists of strings quoted by ``json_string_list``:
-    encoding was the largest client-side cost of ingestion.
-    """
-    m = t.metadata
-    return (
-        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{_esc(t.prompt)}\t{_esc(json_string_list(t.steps))}\t"
-        f"{_esc(t.final_answer)}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
-        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t"
-        f"{_n_chars(t)}\t{batch_id}\t{created_iso}\n"
-    )
-
 
 def _copy_insert_traces(conn: sa.Connection, hashes: list[str], payload: bytes) -> set[str]:
     """Insert the traces that are new (row ``i`` of ``payload`` encodes ``hashes[i]``); returns their hashes.
