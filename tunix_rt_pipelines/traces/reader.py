@@ -97,7 +97,7 @@ def iter_line_ranges(
     that. Blank lines count as lines (a range may hold fewer records than lines, or none); a last
     line without a newline is a line.
     """
-    name = str(path)
+    name = str(path.absolute())  # a worker process reads it, whatever its current directory
     with path.open("rb") as f:
         f.seek(start_offset)
         begin, begin_line = start_offset, start_line  # where the range being counted starts
