@@ -143,3 +143,17 @@ def test_saved_model_does_not_ask_for_packed_attention(tiny_model_dir: Path, tmp
     reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path))
     assert reloaded.config._attn_implementation != packed_attention.NAME
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "qwen3"
+
+
+def test_attention_dropout_applies_in_training_only(tiny_model_dir: Path) -> None:
+    batch = _packed_batch(tiny_model_dir)
+    stock, ours = _models(tiny_model_dir, attention_dropout=0.5)
+    _assert_same(stock, ours, batch)  # eval mode: transformers passes no dropout, and neither do we
+    h_eval, _ = _hidden_and_grads(stock, batch)
+    ours.train()
+    torch.manual_seed(0)
+    h_first, _ = _hidden_and_grads(ours, batch)
+    torch.manual_seed(0)
+    h_again, _ = _hidden_and_grads(ours, batch)
+    torch.testing.assert_close(h_first, h_again)  # the dropout mask comes from torch's generator
+    assert (h_first - h_eval).abs().max() > 1e-3
