@@ -80,8 +80,13 @@ def _with_schema(fn):  # noqa: ANN001, ANN202
         admin.dispose()
 
 
-def _tree_rss_mb(root: int) -> float:
-    """Summed RSS of ``root`` and its descendants (shared pages counted in each: an upper bound)."""
+def _tree_memory_mb(root: int) -> tuple[float, float]:
+    """(RSS, PSS) of ``root`` and its descendants, summed.
+
+    The RSS sum counts the pages that forked workers share with their fork server once per
+    process: an upper bound. PSS divides each shared page among the processes that map it, so its
+    sum is the memory the tree really holds.
+    """
     parent, rss = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -91,13 +96,25 @@ def _tree_rss_mb(root: int) -> float:
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
             parent[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21]) * resource.getpagesize()
-    total = 0
+    total_rss = total_pss = 0
     for pid, value in rss.items():
         p = pid
         while p and p != root:
             p = parent.get(p, 0)
-        total += value if p == root else 0
-    return total / 2**20
+        if p == root:
+            total_rss += value
+            total_pss += _pss_bytes(pid)
+    return total_rss / 2**20, total_pss / 2**20
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:  # the process has exited
+        pass
+    return 0
 
 
 def mode_ours(path: Path, url: str) -> dict:
@@ -108,11 +125,12 @@ def mode_ours(path: Path, url: str) -> dict:
 
     store = TraceStore(url)  # migrations run here, outside the timed part
     # A large file is prepared in worker processes: sample the whole process tree's memory.
-    peak, done = [0.0], threading.Event()
+    peak, done = [0.0, 0.0], threading.Event()
 
     def sample() -> None:
         while not done.wait(0.25):  # a scan of /proc costs a few ms: rarely enough not to slow the run
-            peak[0] = max(peak[0], _tree_rss_mb(os.getpid()))
+            rss, pss = _tree_memory_mb(os.getpid())
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -122,7 +140,7 @@ def mode_ours(path: Path, url: str) -> dict:
     done.set()
     sampler.join()
     assert report.adds_up and report.accepted == report.read, report.as_dict()
-    return {"rows": report.read, "seconds": elapsed, "peak_rss_tree_mb": peak[0]}
+    return {"rows": report.read, "seconds": elapsed, "peak_rss_tree_mb": peak[0], "peak_pss_tree_mb": peak[1]}
 
 
 def mode_naive(path: Path, url: str, limit: int) -> dict:
@@ -250,7 +268,8 @@ def main() -> None:
     for mode in args.modes.split(","):
         results[mode] = run_mode(mode, path, args.naive_rows)
         r = results[mode]
-        tree = f" (with its worker processes: {r['peak_rss_tree_mb']:.0f} MB)" if "peak_rss_tree_mb" in r else ""
+        tree = (f" (with its worker processes: RSS {r['peak_rss_tree_mb']:.0f} MB, PSS {r['peak_pss_tree_mb']:.0f} MB)"
+                if "peak_rss_tree_mb" in r else "")
         print(f"{mode:>14}: {r['rows']:>7,} rows in {r['seconds']:7.2f}s = {r['rows_per_s']:>9,.0f} rows/s, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB{tree}", flush=True)
     if "raw-copy" in results and "ours-postgres" in results:
