@@ -39,9 +39,10 @@ from tunix_rt_pipelines.traces.store import Batch, TraceStore
 # to lose little. 1,000, 5,000 and 10,000 were no faster.
 DEFAULT_CHUNK = 2_000
 # Files from this size on are prepared in worker processes (``workers=None``). Below it, starting
-# them (a fork server that imports the schema: 0.5 s here, once per process) costs about what it
-# saves: 16 MB is about 37k traces, 2.5 s in one thread on 2 CPUs.
-PROCESS_MIN_BYTES = 16 << 20
+# them (a fork server that imports the schema: 0.1 s here, once per process) costs about what it
+# saves: on 2 CPUs, 8.6 MB (20k traces) took 0.40 s either way, 4.3 MB 0.20 s in a thread and
+# 0.27 s in processes, 17 MB 0.79 s and 0.72 s.
+PROCESS_MIN_BYTES = 8 << 20
 
 Progress = Callable[[Batch, int], None]  # (batch so far, bytes read) -> None
 
