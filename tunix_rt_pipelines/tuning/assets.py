@@ -15,7 +15,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
-    AssetsDefinition,
     AutomationCondition,
     Config,
     DataVersion,

@@ -61,7 +61,7 @@ def pg_database():
 
 
 def test_three_queued_sweeps_run_one_gpu_run_at_a_time_and_lose_nothing(pg_database, tmp_path):
-    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter, materialize
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, materialize
 
     training = tmp_path / "load" / "training"
     (training / "sweeps").mkdir(parents=True)
