@@ -137,15 +137,18 @@ def _iter_jsonl(path: Path, limit: int, offset: int, line_no: int, end: int | No
                 # Oversized: keep a prefix, read the rest in pieces and drop them.
                 size = len(chunk)
                 prefix = chunk[:KEEP_BYTES]
+                tail = chunk[-2:]  # the line's last two bytes read so far
                 while True:
                     piece = f.readline(_READ_CHUNK)
                     if not piece:
                         break
                     size += len(piece)
                     offset += len(piece)
+                    tail = (tail + piece)[-2:]
                     if piece.endswith(b"\n"):
                         break
-                size -= 1  # the newline is not part of the record
+                # The line end (LF or CRLF; none at the end of the file) is not part of the record.
+                size -= 2 if tail == b"\r\n" else 1 if tail.endswith(b"\n") else 0
                 yield RawRecord(
                     start_line, offset, prefix, size, "too_large",
                     f"record is {size:,} bytes; the limit is {limit:,} bytes",

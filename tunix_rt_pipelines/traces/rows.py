@@ -79,6 +79,8 @@ def _sqlite_processors() -> tuple[Callable, Callable]:
 def sqlite_timestamp(now: datetime) -> str:
     """``now`` as SQLAlchemy stores a timestamp on SQLite."""
     return _sqlite_processors()[0](now)
+
+
 _quote_ascii = json.encoder.c_encode_basestring_ascii or json.encoder.py_encode_basestring_ascii
 
 

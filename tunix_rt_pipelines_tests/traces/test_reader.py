@@ -115,3 +115,12 @@ def test_line_ranges_count_a_50_mb_line_without_holding_it(tmp_path):
     tracemalloc.stop()
     assert [(r.first_line, r.end_line) for r in ranges] == [(1, 3), (3, 4)]
     assert peak < 4 << 20
+
+
+def test_too_large_record_size_excludes_its_line_end(tmp_path):
+    body = b'{"prompt": "' + b"x" * 300 + b'"}'
+    for end in (b"\n", b"\r\n", b""):  # LF, CRLF, and none at the end of the file
+        path = tmp_path / "big.jsonl"
+        path.write_bytes(body + end)
+        (rec,) = records(path, limit=100)
+        assert (rec.problem, rec.size) == ("too_large", len(body))
