@@ -115,6 +115,16 @@ def test_a_nul_character_is_rejected_on_both_backends_and_the_rest_is_stored(sto
     assert reject_of(store, r.batch_id) == [(2, "schema", "prompt")]
 
 
+def test_an_escaped_lone_surrogate_is_rejected_and_the_rest_is_stored(store, tmp_path):
+    # Python's json decodes "\ud800" into a str that UTF-8 cannot encode: it failed the whole ingest.
+    gym = ('{"question": "q \\ud800", "answer": "4", '
+           '"metadata": {"source_dataset": "toy", "source_index": 1, "answer_cot": "a"}}')
+    native = json.dumps(trace_dict(2)).replace('"steps": ["', '"steps": ["\\udc00')
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), gym, native, trace_dict(3)]))
+    assert (r.accepted, r.rejected) == (2, 2)
+    assert reject_of(store, r.batch_id) == [(2, "encoding", "question"), (3, "encoding", "steps.0")]
+
+
 def test_duplicates_within_one_file_count_once(store, tmp_path):
     r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), trace_dict(1), trace_dict(1, id="copy")]))
     assert (r.accepted, r.duplicate) == (1, 2)
