@@ -95,9 +95,10 @@ def ingest_file(
     so the final counts equal those of an uninterrupted run. ``workers``: processes that
     prepare chunks; 1 prepares them in a thread of this process; ``None`` picks every usable
     CPU for a file of ``PROCESS_MIN_BYTES`` or more, else 1. The stored result is the same.
-    With processes, a calling script needs the ``if __name__ == "__main__":`` guard: the fork
-    server imports the main module, as Python's multiprocessing does outside ``fork``.
+    With processes, a calling script needs the ``if __name__ == "__main__":`` guard: each
+    worker imports the main module, as Python's multiprocessing does outside ``fork``.
     """
+    _check_chunk_size(chunk_size)
     name = file_name or path.name
     sha = file_sha256(path)
     size = path.stat().st_size
@@ -124,11 +125,17 @@ def ingest_traces(
     chunk_size: int = DEFAULT_CHUNK,
 ) -> IngestReport:
     """Store already-built traces (generators) through the same batch and dedupe path, prepared in a thread."""
+    _check_chunk_size(chunk_size)
     items = list(traces)
     batch = store.open_batch(name, content_sha256, 0, run_id)
     pending = ((i + 1, t) for i, t in enumerate(items) if i + 1 >= batch.next_line)
     prepare = partial(prepare_traces, dialect=store.dialect, batch_id=batch.id, end_offset=batch.byte_offset)
     return _ingest(store, batch, _chunks(pending, chunk_size), prepare, workers=1, size=0, progress=None)
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if chunk_size < 1:  # before a batch is opened: nothing to resume from a refused call
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -295,3 +295,8 @@ def test_failure_with_worker_processes_resumes_without_duplicates_or_loss(store,
     r = ingest(store, path, chunk_size=7, workers=2)
     assert r.resumed and (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
 
+
+def test_chunk_size_below_one_is_refused_before_a_batch_opens(store, tmp_path):
+    with pytest.raises(ValueError, match="chunk_size must be at least 1"):
+        ingest_file(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]), chunk_size=0)
+    assert store.stats()["batches"] == {}
