@@ -49,6 +49,8 @@ def _diagnose(data: bytes, fast_error: ValidationError) -> ReasoningTrace | Reje
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         return Rejection("invalid_json", "<record>", f"invalid JSON at column {e.colno}: {e.msg}")
+    except (ValueError, RecursionError):  # beyond Python's json limits: nesting depth, integer digits
+        return Rejection("invalid_json", "<record>", describe_validation_error(fast_error)[1])
     if (where := _lone_surrogate(obj)) is not None:
         return Rejection("encoding", where, "holds an escaped lone surrogate (\\ud800-\\udfff without its pair): "
                                             "not Unicode text, and UTF-8 cannot store it")

@@ -125,6 +125,14 @@ def test_an_escaped_lone_surrogate_is_rejected_and_the_rest_is_stored(store, tmp
     assert reject_of(store, r.batch_id) == [(2, "encoding", "question"), (3, "encoding", "steps.0")]
 
 
+def test_json_beyond_the_parsers_limits_is_rejected_and_the_rest_is_stored(store, tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000  # Python's json raised RecursionError: the whole ingest failed
+    big = json.dumps(trace_dict(2, final_answer=0)).replace('"final_answer": 0', '"final_answer": ' + "9" * 5000)
+    r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), deep, big, trace_dict(3)]))
+    assert (r.accepted, r.rejected) == (2, 2)
+    assert reject_of(store, r.batch_id) == [(2, "invalid_json", "<record>"), (3, "invalid_json", "<record>")]
+
+
 def test_duplicates_within_one_file_count_once(store, tmp_path):
     r = ingest(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1), trace_dict(1), trace_dict(1, id="copy")]))
     assert (r.accepted, r.duplicate) == (1, 2)
