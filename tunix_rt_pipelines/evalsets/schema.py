@@ -21,6 +21,6 @@ class EvalItem(BaseModel):
     prompt: text_type(32_000)
     expected_answer: text_type(4_000)
     section: Literal["core", "trace_sensitive", "edge_case"]
-    category: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     difficulty: Literal["easy", "medium", "hard"]
     tags: list[str] = []

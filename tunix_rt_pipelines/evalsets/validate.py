@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tunix_rt_pipelines.evalsets.schema import SECTIONS, TARGET_SHARES, EvalItem
-from tunix_rt_pipelines.traces.schema import describe_validation_error
+from tunix_rt_pipelines.traces.schema import describe_validation_error, lone_surrogate_path
 
 
 @dataclass
@@ -72,6 +72,12 @@ def validate_evalset(path: Path) -> EvalSetReport:
             continue
         except json.JSONDecodeError as e:
             report.errors.append(f"{name}:{line_no}: <record>: invalid JSON at column {e.colno}: {e.msg}")
+            continue
+        except (ValueError, RecursionError) as e:  # beyond Python's json limits: nesting depth, integer digits
+            report.errors.append(f"{name}:{line_no}: <record>: JSON beyond the parser's limits: {e}")
+            continue
+        if (where := lone_surrogate_path(obj)) is not None:
+            report.errors.append(f"{name}:{line_no}: {where}: holds an escaped lone surrogate, which is not Unicode text")
             continue
         try:
             item = EvalItem.model_validate(obj)

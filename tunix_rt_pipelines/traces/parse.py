@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from tunix_rt_pipelines.traces.reader import RawRecord
-from tunix_rt_pipelines.traces.schema import ReasoningTrace, describe_validation_error
+from tunix_rt_pipelines.traces.schema import ReasoningTrace, describe_validation_error, lone_surrogate_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ def _diagnose(data: bytes, fast_error: ValidationError) -> ReasoningTrace | Reje
         return Rejection("invalid_json", "<record>", f"invalid JSON at column {e.colno}: {e.msg}")
     except (ValueError, RecursionError):  # beyond Python's json limits: nesting depth, integer digits
         return Rejection("invalid_json", "<record>", describe_validation_error(fast_error)[1])
-    if (where := _lone_surrogate(obj)) is not None:
+    if (where := lone_surrogate_path(obj)) is not None:
         return Rejection("encoding", where, "holds an escaped lone surrogate (\\ud800-\\udfff without its pair): "
                                             "not Unicode text, and UTF-8 cannot store it")
     if not isinstance(obj, dict):
@@ -60,32 +60,6 @@ def _diagnose(data: bytes, fast_error: ValidationError) -> ReasoningTrace | Reje
         return _from_reasoning_gym(obj)
     field, message = describe_validation_error(fast_error)
     return Rejection("schema", field, message)
-
-
-def _lone_surrogate(value: object, path: str = "") -> str | None:
-    """Dotted path of the first string in ``value`` that holds a lone surrogate, or None.
-
-    Python's json decodes an escape such as ``\\ud800`` without its pair into a str that UTF-8
-    cannot encode; stored, it failed the whole chunk on every re-run. The fast path's parser
-    refuses such a record, so only records diagnosed here can hold one. A key that holds one is
-    reported at its parent's path: the path itself is stored.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "<record>"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if _lone_surrogate(key) is not None:
-                return path or "<record>"
-            if (found := _lone_surrogate(item, f"{path}.{key}" if path else key)) is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if (found := _lone_surrogate(item, f"{path}.{i}" if path else str(i))) is not None:
-                return found
-    return None
 
 
 def _from_reasoning_gym(entry: dict) -> ReasoningTrace | Rejection:

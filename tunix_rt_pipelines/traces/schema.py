@@ -175,6 +175,32 @@ def content_hash(prompt: str, steps: list[str], final_answer: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def lone_surrogate_path(value: object, path: str = "") -> str | None:
+    """Dotted path of the first string in decoded JSON ``value`` that holds a lone surrogate, or None.
+
+    Python's json decodes an escape such as ``\\ud800`` without its pair into a str that UTF-8
+    cannot encode: stored or written out, it fails (a trace failed its whole chunk on every
+    re-run). pydantic's JSON parser refuses such input; this is for what ``json.loads`` read. A key
+    that holds one is reported at its parent's path, because the path itself is stored.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "<record>"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if lone_surrogate_path(key) is not None:
+                return path or "<record>"
+            if (found := lone_surrogate_path(item, f"{path}.{key}" if path else key)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := lone_surrogate_path(item, f"{path}.{i}" if path else str(i))) is not None:
+                return found
+    return None
+
+
 def describe_validation_error(error: ValidationError, limit: int = 3) -> tuple[str, str]:
     """(field, message) for the first errors of a pydantic error, field as a dotted path.
 
@@ -190,7 +216,7 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> tuple[s
         if item["type"] == "missing":
             msg = "required field is missing"
         elif item["type"] == "extra_forbidden":
-            msg = "unknown field (not in ReasoningTrace schema v1)"
+            msg = f"unknown field (not in the {error.title} schema)"
         parts.append(msg if not parts else f"{loc}: {msg}")  # the first field is returned separately
     more = error.error_count() - limit
     if more > 0:

@@ -55,3 +55,15 @@ def test_loading_an_invalid_eval_set_names_its_line_and_field(tmp_path):
     with pytest.raises(ValueError, match="bad.jsonl:2: section"):
         load_evalset(bad)
     assert len(load_evalset(REPO_ROOT / "evalsets" / "eval_v1.jsonl")) == 100
+
+
+def test_hostile_lines_are_line_numbered_errors_not_crashes(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    lines = ["[" * 100_000 + "]" * 100_000, item(2).replace('"difficulty"', '"n": ' + "9" * 5000 + ', "difficulty"'),
+             item(3, prompt="p \ud800"), item(4, category="   "), item(5, extra=1), item(6)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    report = validate_evalset(path)
+    assert [e.split(": ")[0:2] for e in report.errors] == [
+        ["bad.jsonl:1", "<record>"], ["bad.jsonl:2", "<record>"], ["bad.jsonl:3", "prompt"],
+        ["bad.jsonl:4", "category"], ["bad.jsonl:5", "extra"]]
+    assert "not in the EvalItem schema" in report.errors[4] and len(report.items) == 1
