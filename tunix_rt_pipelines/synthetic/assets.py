@@ -7,10 +7,9 @@ from collections import Counter
 from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
 
 from tunix_rt_pipelines.core.resources import ArtifactStoreResource, TraceStoreResource
-from tunix_rt_pipelines.core.settings import REPO_ROOT
-from tunix_rt_pipelines.evalsets.validate import load_evalset
 from tunix_rt_pipelines.synthetic.arithmetic import generate_arithmetic
 from tunix_rt_pipelines.synthetic.dev_set import DevSetSpec, build_dev_set
+from tunix_rt_pipelines.synthetic.held_out import draw_without, shipped_eval_prompts
 from tunix_rt_pipelines.traces.ingest import ingest_traces
 
 
@@ -49,11 +48,13 @@ def dev_reasoning(
     artifact_store: ArtifactStoreResource,
 ) -> MaterializeResult:
     spec = DevSetSpec(size=config.size, seed=config.seed)
-    traces = build_dev_set(spec)
+    held_out = shipped_eval_prompts()  # any seed: the eval set was built to avoid only seed 42's
+    traces = build_dev_set(spec, held_out=held_out)
     return store_generated(
         context, traces, f"dev_reasoning:seed{spec.seed}", trace_store, artifact_store,
         composition=MetadataValue.json(spec.counts()),
         by_category=MetadataValue.json(dict(Counter(t.metadata.category for t in traces))),
+        eval_prompts_excluded=len(held_out),
         seed=spec.seed,
     )
 
@@ -75,10 +76,8 @@ def synthetic_arithmetic(
     trace_store: TraceStoreResource,
     artifact_store: ArtifactStoreResource,
 ) -> MaterializeResult:
-    held_out = {item.prompt for path in sorted((REPO_ROOT / "evalsets").glob("*.jsonl")) for item in load_evalset(path)}
-    # Draw a few more than asked so that removing eval prompts still leaves ``size`` traces.
-    traces = [t for t in generate_arithmetic(config.size + len(held_out), config.seed) if t.prompt not in held_out]
-    traces = traces[: config.size]
+    held_out = shipped_eval_prompts()
+    traces = draw_without(lambda n: generate_arithmetic(n, config.seed), config.size, held_out)
     return store_generated(
         context, traces, f"synthetic_arithmetic:seed{config.seed}", trace_store, artifact_store,
         eval_prompts_excluded=len(held_out),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tunix_rt_pipelines.synthetic.arithmetic import generate_arithmetic
 from tunix_rt_pipelines.synthetic.card_game import generate_card_games
 from tunix_rt_pipelines.synthetic.edge_cases import generate_edge_cases
+from tunix_rt_pipelines.synthetic.held_out import draw_without
 from tunix_rt_pipelines.traces.schema import ReasoningTrace
 
 
@@ -26,11 +27,16 @@ class DevSetSpec:
         return {"reasoning": reasoning, "game": game, "edge": self.size - reasoning - game}
 
 
-def build_dev_set(spec: DevSetSpec = DevSetSpec()) -> list[ReasoningTrace]:
+def build_dev_set(spec: DevSetSpec = DevSetSpec(), *, held_out: frozenset[str] = frozenset()) -> list[ReasoningTrace]:
+    """The dev set of ``spec``. Traces whose prompt is ``held_out`` (an eval set's) are replaced by
+    the next ones drawn, so each kind keeps its count whatever the seed."""
     c = spec.counts()
     src = "dev_reasoning"
     return (
-        generate_arithmetic(c["reasoning"], spec.seed, id_prefix="dev:arith", source=src)
-        + generate_card_games(c["game"], spec.seed, id_prefix="dev:card", source=src)
-        + generate_edge_cases(c["edge"], spec.seed, id_prefix="dev:edge", source=src)
+        draw_without(lambda n: generate_arithmetic(n, spec.seed, id_prefix="dev:arith", source=src),
+                     c["reasoning"], held_out)
+        + draw_without(lambda n: generate_card_games(n, spec.seed, id_prefix="dev:card", source=src),
+                       c["game"], held_out)
+        + draw_without(lambda n: generate_edge_cases(n, spec.seed, id_prefix="dev:edge", source=src),
+                       c["edge"], held_out)
     )

@@ -4,8 +4,9 @@ from fractions import Fraction
 
 from tunix_rt_pipelines.synthetic.arithmetic import generate_arithmetic
 from tunix_rt_pipelines.synthetic.card_game import RANK_VALUE, SUITS, generate_card_games
-from tunix_rt_pipelines.synthetic.dev_set import build_dev_set
+from tunix_rt_pipelines.synthetic.dev_set import DevSetSpec, build_dev_set
 from tunix_rt_pipelines.synthetic.edge_cases import generate_edge_cases
+from tunix_rt_pipelines.synthetic.held_out import shipped_eval_prompts
 
 
 def test_same_seed_same_traces_other_seed_other_traces():
@@ -61,3 +62,13 @@ def test_dev_set_has_the_seeds_composition_and_is_deterministic():
     assert Counter(t.metadata.category for t in traces) == {"arithmetic": 385, "card_game": 110, "edge_case": 55}
     assert len({t.content_hash for t in traces}) == 550
     assert [t.content_hash for t in build_dev_set()] == [t.content_hash for t in traces]
+
+
+def test_dev_set_of_any_seed_leaves_eval_prompts_out_and_keeps_its_composition():
+    held_out = shipped_eval_prompts()
+    spec = DevSetSpec(seed=1)  # this seed draws three eval-set prompts
+    assert {t.prompt for t in build_dev_set(spec)} & held_out
+    dev = build_dev_set(spec, held_out=held_out)
+    assert not {t.prompt for t in dev} & held_out
+    assert Counter(t.metadata.category for t in dev) == Counter(t.metadata.category for t in build_dev_set(spec))
+    assert build_dev_set(held_out=held_out) == build_dev_set()  # seed 42's dev set is what the eval set avoids
