@@ -15,6 +15,7 @@ parsed again, to say precisely what is wrong (encoding, JSON syntax or a field).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -86,7 +87,7 @@ def _from_reasoning_gym(entry: dict) -> ReasoningTrace | Rejection:
         and (v is None or isinstance(v, (str, int, float, bool)))
     }
     candidate = {
-        "id": f"rg:{family}:{meta.get('source_index', entry.get('id', 'x'))}",
+        "id": f"rg:{family}:{meta.get('source_index', entry.get('id', 'x'))}:{_entry_digest(entry)}",
         "prompt": entry.get("question"),
         "steps": lines,
         "final_answer": entry.get("answer"),
@@ -105,6 +106,13 @@ def _from_reasoning_gym(entry: dict) -> ReasoningTrace | Rejection:
     except ValidationError as e:
         field, message = describe_validation_error(e)
         return Rejection("schema", f"reasoning_gym->{field}", message)
+
+
+def _entry_digest(entry: dict) -> str:
+    """Ten hex digits of the entry's question and answer. The source index restarts with every
+    seed and file, so without them a second draw of a family was all id conflicts."""
+    question_and_answer = json.dumps([entry.get("question"), entry.get("answer")], ensure_ascii=False, default=str)
+    return hashlib.sha256(question_and_answer.encode()).hexdigest()[:10]
 
 
 def _gym_difficulty(value: object) -> str:

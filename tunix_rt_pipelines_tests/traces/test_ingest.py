@@ -172,8 +172,18 @@ def test_reasoning_gym_entries_become_traces(store, tmp_path):
     assert (r.accepted, r.rejected) == (1, 1)
     with store.engine.connect() as c:
         row = c.execute(sa.select(traces.c.trace_id, traces.c.steps, traces.c.final_answer)).one()
-    assert tuple(row) == ("rg:toy:7", ["2 + 3 = 5"], "5")
+    assert row.trace_id.startswith("rg:toy:7:") and tuple(row)[1:] == (["2 + 3 = 5"], "5")
     assert reject_of(store, r.batch_id) == [(2, "schema", "metadata.answer_cot")]
+
+
+def test_reasoning_gym_entries_of_another_draw_with_the_same_indices_are_not_id_conflicts(store, tmp_path):
+    def entry(a, b, i):
+        return {"question": f"{a}+{b}?", "answer": str(a + b),
+                "metadata": {"source_dataset": "toy", "source_index": i, "answer_cot": f"{a} + {b} = {a + b}"}}
+
+    ingest(store, write_jsonl(tmp_path / "seed0.jsonl", [entry(1, 2, 0), entry(3, 4, 1)]))
+    r = ingest(store, write_jsonl(tmp_path / "seed1.jsonl", [entry(5, 6, 0), entry(3, 4, 1)]))
+    assert (r.accepted, r.duplicate, r.rejected) == (1, 1, 0)
 
 
 def test_json_array_file(store, tmp_path):
