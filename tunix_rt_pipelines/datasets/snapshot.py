@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tunix_rt_pipelines.core.artifacts import ArtifactStore
 from tunix_rt_pipelines.core.db import datasets, ingest_batches, traces
@@ -53,6 +53,23 @@ class DatasetSpec(BaseModel):
     validation_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     seed: int = 0  # drives the sample and the split
     template: str = "plain@v1"  # SFT template key, see datasets.templates
+
+    # One canonical form, so that specs selecting the same traces are equal and share a digest.
+    @field_validator("sources", "categories", "tags_any")
+    @classmethod
+    def _as_stored_labels(cls, values: list[str]) -> list[str]:
+        # Stored labels are stripped and lower-cased (traces.schema); ``Arithmetic`` selected nothing.
+        return sorted({v.strip().lower() for v in values})
+
+    @field_validator("difficulties")
+    @classmethod
+    def _sorted(cls, values: list[str]) -> list[str]:
+        return sorted(set(values))
+
+    @field_validator("template")
+    @classmethod
+    def _template_key(cls, key: str) -> str:
+        return get_template(key).key  # "gemma" is "gemma@v1"; an unknown template fails here
 
 
 @dataclass(frozen=True)
@@ -181,6 +198,11 @@ def build_snapshot(
         )
     train = [r for r in rows if split_of(spec, r["content_hash"]) == "train"]
     val = [r for r in rows if split_of(spec, r["content_hash"]) == "validation"]
+    if not train:
+        raise ValueError(
+            f"dataset {spec.name!r}: all {len(rows)} selected traces fell in the validation split "
+            f"(validation_fraction={spec.validation_fraction}); lower it or select more traces"
+        )
     train.sort(key=lambda r: r["content_hash"])
     val.sort(key=lambda r: r["content_hash"])
     digest = dataset_digest(spec, template, [r["content_hash"] for r in train], [r["content_hash"] for r in val])

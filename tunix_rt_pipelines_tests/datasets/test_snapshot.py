@@ -34,6 +34,22 @@ def test_spec_changes_change_the_digest(filled):
     assert build_snapshot(store, art, DatasetSpec(name="d", seed=1, template="qwen@v1")).digest != base
 
 
+def test_specs_selecting_the_same_traces_are_one_spec_with_one_digest(filled):
+    store, art = filled
+    base = DatasetSpec(name="d", sources=["a", "b"], categories=["arithmetic"], template="gemma@v1")
+    same = DatasetSpec(name="d", sources=["B", "a", "b"], categories=[" Arithmetic"], template="gemma")
+    assert same == base
+    assert build_snapshot(store, art, same).digest == build_snapshot(store, art, base).digest
+    with pytest.raises(ValueError, match="unknown SFT template"):
+        DatasetSpec(name="d", template="llama")
+
+
+def test_a_split_with_no_training_traces_is_a_clear_error(filled):
+    store, art = filled
+    with pytest.raises(ValueError, match="fell in the validation split"):
+        build_snapshot(store, art, DatasetSpec(name="d", size=3, validation_fraction=0.999))
+
+
 def test_filters_and_size_select(filled):
     store, art = filled
     snap = build_snapshot(store, art, DatasetSpec(name="d", sources=["a"], size=30, validation_fraction=0.0))
