@@ -133,7 +133,7 @@ def ingest(paths: tuple[Path, ...], as_json: bool) -> None:
 
 @main.command("import-gym")
 @click.argument("family", required=False)
-@click.option("--size", default=200, show_default=True, help="Entries to generate.")
+@click.option("--size", default=200, show_default=True, type=click.IntRange(min=1), help="Entries to generate.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--list", "list_families", is_flag=True, help="List reasoning-gym's task families.")
 def import_gym(family: str | None, size: int, seed: int, list_families: bool) -> None:

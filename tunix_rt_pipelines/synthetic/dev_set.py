@@ -21,6 +21,10 @@ class DevSetSpec:
     game_share: float = 0.20  # High Card Duel episodes; the rest are edge cases
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"dev set size must be at least 1, not {self.size}")
+
     def counts(self) -> dict[str, int]:
         reasoning = round(self.size * self.reasoning_share)
         game = round(self.size * self.game_share)

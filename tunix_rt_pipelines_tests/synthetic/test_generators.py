@@ -2,6 +2,8 @@ import re
 from collections import Counter
 from fractions import Fraction
 
+import pytest
+
 from tunix_rt_pipelines.synthetic.arithmetic import generate_arithmetic
 from tunix_rt_pipelines.synthetic.card_game import RANK_VALUE, SUITS, generate_card_games
 from tunix_rt_pipelines.synthetic.dev_set import DevSetSpec, build_dev_set
@@ -72,3 +74,8 @@ def test_dev_set_of_any_seed_leaves_eval_prompts_out_and_keeps_its_composition()
     assert not {t.prompt for t in dev} & held_out
     assert Counter(t.metadata.category for t in dev) == Counter(t.metadata.category for t in build_dev_set(spec))
     assert build_dev_set(held_out=held_out) == build_dev_set()  # seed 42's dev set is what the eval set avoids
+
+
+def test_dev_set_size_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        DevSetSpec(size=-5)
