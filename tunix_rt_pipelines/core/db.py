@@ -30,7 +30,7 @@ ingest_batches = sa.Table(
     sa.Column("file_name", sa.String(512), nullable=False),  # inbox name or generator:<name>
     sa.Column("file_sha256", sa.String(64), nullable=False),
     sa.Column("file_bytes", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed
+    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed | abandoned
     # Committed resume point: everything before byte_offset is stored (traces and rejects).
     sa.Column("byte_offset", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("next_line", sa.BigInteger, nullable=False, server_default="1"),
@@ -39,11 +39,16 @@ ingest_batches = sa.Table(
     sa.Column("n_duplicate", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("n_rejected", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("run_id", sa.String(64)),  # Dagster run that (last) worked on it
+    sa.Column("holder", sa.String(300)),  # host:pid:start of the process working on it (traces.holder)
     sa.Column("error", sa.Text),
     sa.Column("started_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),  # every commit refreshes it
     sa.Column("finished_at", Timestamp),
     sa.Index(None, "file_name", "file_sha256"),
+    # At most one open batch per content: two ingests starting together cannot both open one.
+    sa.Index("uq_ingest_batches_open", "file_name", "file_sha256", unique=True,
+             sqlite_where=sa.text("status IN ('running', 'failed')"),
+             postgresql_where=sa.text("status IN ('running', 'failed')")),
 )
 
 traces = sa.Table(

@@ -61,8 +61,14 @@ def ingested_trace_file(
             )
             next_report[0] = int(offset / size * 10 + 1) / 10
 
+    def waiting(batch: dict) -> None:
+        context.log.info(
+            f"{name}: another ingest of the same content is running (run {batch['run_id']}, process "
+            f"{batch['holder']}, {batch['n_read']:,} records so far); waiting for it to finish"
+        )
+
     try:
-        report = ingest_file(store, path, file_name=name, run_id=context.run_id, progress=progress)
+        report = ingest_file(store, path, file_name=name, run_id=context.run_id, progress=progress, on_wait=waiting)
     except StoreError as e:
         raise Failure(str(e)) from e
     if report.resumed:

@@ -88,6 +88,7 @@ def ingest_file(
     max_record_bytes: int = MAX_RECORD_BYTES,
     workers: int | None = None,
     progress: Progress | None = None,
+    on_wait: Callable[[dict], None] | None = None,
 ) -> IngestReport:
     """Ingest ``path`` (JSONL, JSON array or reasoning-gym entries) into ``store``.
 
@@ -97,16 +98,20 @@ def ingest_file(
     CPU for a file of ``PROCESS_MIN_BYTES`` or more, else 1. The stored result is the same.
     With processes, a calling script needs the ``if __name__ == "__main__":`` guard: each
     worker imports the main module, as Python's multiprocessing does outside ``fork``.
+    While another process ingests the same content, this waits for it (``on_wait`` is called
+    once with its batch row) and then counts every record as a duplicate.
     """
     _check_chunk_size(chunk_size)
     name = file_name or path.name
     sha = file_sha256(path)
     size = path.stat().st_size
-    batch = store.open_batch(name, sha, size, run_id)
+    layout = detect_layout(path)
+    batch = store.open_batch(name, sha, size, run_id, on_wait=on_wait)
+    # From here on every failure ends in ``_ingest``'s handler, which lets go of the batch.
     if workers is None:  # what is left to read: a resumed batch may be nearly done
         workers = usable_cpus() if size - batch.byte_offset >= PROCESS_MIN_BYTES else 1
     start = {"max_record_bytes": max_record_bytes, "start_offset": batch.byte_offset, "start_line": batch.next_line}
-    if detect_layout(path) == "jsonl":
+    if layout == "jsonl":
         chunks = iter_line_ranges(path, lines=chunk_size, **start)
         prepare = partial(prepare_lines, dialect=store.dialect, batch_id=batch.id)
     else:
@@ -174,7 +179,7 @@ def _ingest(
     # Chunks are written in submission order, so the batch's resume point only moves forward.
     # ``workers`` chunks are prepared ahead of the one being written: every worker stays busy,
     # and memory holds a bounded number of chunks whatever the file's size.
-    executor = _executor(workers)
+    executor: Executor | None = None
     in_flight: deque[tuple[Future, object]] = deque()
 
     def write_next() -> None:
@@ -187,17 +192,19 @@ def _ingest(
             progress(batch, chunk.end_offset)
 
     try:
+        executor = _executor(workers)
         for items in chunks:
             in_flight.append((executor.submit(prepare, items), items))
             if len(in_flight) > workers:
                 write_next()
         while in_flight:
             write_next()
-    except Exception as e:
+    except BaseException as e:  # Ctrl-C too: a later ingest in this process must not wait for this one
         store.fail_batch(batch, f"{type(e).__name__}: {e}")
         raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     store.finish_batch(batch)
     return IngestReport(
         batch_id=batch.id,

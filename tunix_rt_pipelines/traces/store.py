@@ -17,9 +17,10 @@ the stored hashes or through a staging table (``_copy_insert_traces``); on SQLit
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
 from tunix_rt_pipelines.core.migrate import migrate
+from tunix_rt_pipelines.traces.holder import hold, holder_alive, release, this_process
 from tunix_rt_pipelines.traces.parse import Rejection
 from tunix_rt_pipelines.traces.rows import PreparedChunk, RejectRow, utcnow
 
@@ -46,6 +48,7 @@ class Batch:
     n_duplicate: int = 0
     n_rejected: int = 0
     resumed: bool = False  # True when an interrupted attempt is being continued
+    holder: str | None = None  # who holds it (traces.holder); every commit is fenced on it
 
     @property
     def counts(self) -> dict[str, int]:
@@ -69,6 +72,14 @@ class StoreError(RuntimeError):
     """A database failure during ingestion, with what was and was not committed."""
 
 
+def _taken_over(batch: Batch) -> StoreError:
+    return StoreError(
+        f"the ingest of {batch.file_name} was taken over by another process (this one was judged dead: "
+        f"see tunix_rt_pipelines.traces.holder); stored up to line {batch.next_line - 1}, nothing of "
+        f"this chunk was kept; the other process carries on from there"
+    )
+
+
 _TRACE_COLUMNS = [c.name for c in traces.columns]
 _COLUMN_LIST = ", ".join(_TRACE_COLUMNS)  # as SQL, for the INSERT and COPY statements
 
@@ -83,71 +94,111 @@ class TraceStore:
 
     # -- batches ---------------------------------------------------------------------
 
-    def open_batch(self, file_name: str, file_sha256: str, file_bytes: int, run_id: str | None = None) -> Batch:
-        """Resume the unfinished batch of this exact content, or start a new one.
+    def open_batch(
+        self,
+        file_name: str,
+        file_sha256: str,
+        file_bytes: int,
+        run_id: str | None = None,
+        *,
+        on_wait: Callable[[dict], None] | None = None,
+        poll_seconds: float = 1.0,
+    ) -> Batch:
+        """Resume the unfinished batch of this exact content, or start a new one; hold it.
 
         A completed batch is never reopened: ingesting the same file again is a new batch
-        whose traces all count as duplicates.
+        whose traces all count as duplicates. While another live process holds the open batch
+        (an ingest of the same content in progress), this waits for it, calling ``on_wait``
+        with that batch's row once, and then resumes or starts anew; a dead holder's batch is
+        taken over at once (see :mod:`.holder`).
         """
-        now = utcnow()
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(ingest_batches)
-                .where(
-                    ingest_batches.c.file_name == file_name,
-                    ingest_batches.c.file_sha256 == file_sha256,
-                    ingest_batches.c.status != "completed",
-                )
-                .order_by(ingest_batches.c.started_at.desc())
-                .limit(1)
-            ).mappings().first()
-            if row is not None:
-                conn.execute(
+        me = this_process()
+        waited = False
+        while True:
+            now = utcnow()
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(ingest_batches).where(
+                        ingest_batches.c.file_name == file_name,
+                        ingest_batches.c.file_sha256 == file_sha256,
+                        ingest_batches.c.status.in_(("running", "failed")),
+                    )
+                ).mappings().first()
+            if row is None:
+                batch = Batch(id=uuid.uuid4().hex, file_name=file_name, file_sha256=file_sha256, holder=me)
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(ingest_batches.insert().values(
+                            id=batch.id, file_name=file_name, file_sha256=file_sha256, file_bytes=file_bytes,
+                            status="running", run_id=run_id, holder=me, started_at=now, updated_at=now,
+                        ))
+                    hold(batch.id)
+                    return batch
+                except sa.exc.IntegrityError:  # another ingest opened it first: look again
+                    continue
+            if row["status"] == "running" and holder_alive(row["holder"], row["id"], row["updated_at"], now):
+                if on_wait is not None and not waited:
+                    on_wait(dict(row))
+                waited = True
+                time.sleep(poll_seconds)
+                continue
+            with self.engine.begin() as conn:  # take it over, unless someone else just did
+                taken = conn.execute(
                     ingest_batches.update()
-                    .where(ingest_batches.c.id == row["id"])
-                    .values(status="running", run_id=run_id, error=None, updated_at=now)
-                )
+                    .where(
+                        ingest_batches.c.id == row["id"],
+                        ingest_batches.c.status == row["status"],
+                        ingest_batches.c.holder.is_not_distinct_from(row["holder"]),
+                    )
+                    .values(status="running", run_id=run_id, holder=me, error=None, updated_at=now)
+                ).rowcount
+            if taken == 1:
+                hold(row["id"])
                 return Batch(
-                    id=row["id"], file_name=file_name, file_sha256=file_sha256,
+                    id=row["id"], file_name=file_name, file_sha256=file_sha256, holder=me,
                     byte_offset=row["byte_offset"], next_line=row["next_line"], n_read=row["n_read"],
                     n_accepted=row["n_accepted"], n_duplicate=row["n_duplicate"],
                     n_rejected=row["n_rejected"], resumed=True,
                 )
-            batch = Batch(id=uuid.uuid4().hex, file_name=file_name, file_sha256=file_sha256)
-            conn.execute(
-                ingest_batches.insert().values(
-                    id=batch.id, file_name=file_name, file_sha256=file_sha256, file_bytes=file_bytes,
-                    status="running", run_id=run_id, started_at=now, updated_at=now,
-                )
-            )
-            return batch
+
+    @staticmethod
+    def _held(batch: Batch) -> sa.ColumnElement:
+        """The batch, while ``batch.holder`` still holds it: every write of a batch is fenced on this."""
+        return sa.and_(ingest_batches.c.id == batch.id, ingest_batches.c.holder.is_not_distinct_from(batch.holder))
 
     def finish_batch(self, batch: Batch) -> None:
+        """Mark the batch completed and let go of it; a database failure leaves it resumable."""
         now = utcnow()
         try:
             with self.engine.begin() as conn:
-                conn.execute(
+                held = conn.execute(
                     ingest_batches.update()
-                    .where(ingest_batches.c.id == batch.id)
+                    .where(self._held(batch))
                     .values(status="completed", finished_at=now, updated_at=now)
-                )
+                ).rowcount
         except sa.exc.SQLAlchemyError as e:
             raise StoreError(
                 f"database write failed while closing the ingest of {batch.file_name}: every record is stored, "
                 f"the batch is not yet marked completed; re-run to resume (nothing is left to store): {type(e.orig or e).__name__}"
             ) from e
+        finally:
+            release(batch.id)
+        if held != 1:
+            raise _taken_over(batch)
 
     def fail_batch(self, batch: Batch, error: str) -> None:
-        """Best effort: the database may be the thing that failed."""
+        """Mark the batch failed and let go of it. Best effort: the database may be the thing that failed."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
+                conn.execute(  # not a batch that another ingest has taken over since
                     ingest_batches.update()
-                    .where(ingest_batches.c.id == batch.id)
+                    .where(self._held(batch))
                     .values(status="failed", error=error[:4000], updated_at=utcnow())
                 )
         except sa.exc.SQLAlchemyError:
             pass
+        finally:
+            release(batch.id)
 
     def batch_row(self, batch_id: str) -> dict:
         with self.engine.connect() as conn:
@@ -196,9 +247,9 @@ class TraceStore:
                 result.rejected = len(reject_rows)
                 if reject_rows:
                     self._insert_rejects(conn, reject_rows)
-                conn.execute(
+                held = conn.execute(
                     ingest_batches.update()
-                    .where(ingest_batches.c.id == batch.id)
+                    .where(self._held(batch))
                     .values(
                         byte_offset=end_offset,
                         next_line=next_line,
@@ -208,7 +259,9 @@ class TraceStore:
                         n_rejected=ingest_batches.c.n_rejected + result.rejected,
                         updated_at=now,
                     )
-                )
+                ).rowcount
+                if held != 1:  # raising rolls the chunk back
+                    raise _taken_over(batch)
         except (sa.exc.SQLAlchemyError, self._driver_error) as e:  # COPY and executemany use the driver's cursor
             cause = getattr(e, "orig", None) or e
             raise StoreError(

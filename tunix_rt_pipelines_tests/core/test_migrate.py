@@ -52,3 +52,24 @@ def test_a_home_migrated_before_the_own_version_table_is_carried_over(store_url)
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
         assert not sa.inspect(conn).has_table("alembic_version")
+
+
+def test_open_batches_an_earlier_race_left_beside_a_newer_one_are_abandoned(store_url):
+    """Migration 0007 allows one open batch per content; older ones become `abandoned`, not lost."""
+    from alembic import command
+
+    from tunix_rt_pipelines.core.migrate import alembic_config
+
+    engine = make_engine(store_url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        for i, status in enumerate(["failed", "running", "running", "completed"]):
+            conn.execute(sa.text(
+                "INSERT INTO ingest_batches (id, file_name, file_sha256, file_bytes, status, started_at, updated_at) "
+                f"VALUES ('b{i}', 'a.jsonl', 'x', 1, '{status}', :t, :t)"), {"t": f"2026-11-2{i} 00:00:00+00:00"})
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, status FROM ingest_batches ORDER BY id")).all()
+    assert rows == [("b0", "abandoned"), ("b1", "abandoned"), ("b2", "running"), ("b3", "completed")]

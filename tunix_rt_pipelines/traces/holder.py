@@ -1,0 +1,89 @@
+"""Who is ingesting a batch now, and whether they still are.
+
+A running batch records its holder as ``host:pid:start`` (``start``: the process's start time in
+clock ticks, from ``/proc``, so that a reused pid is not mistaken for the holder). Another
+ingest of the same content waits while the holder is alive and takes the batch over, resuming
+from its last commit, once it is not:
+
+* in this process, while the ingest that opened it has not ended (``hold``/``release``): a
+  failure that could not mark the batch failed (the database was down) leaves it ``running``;
+* on the same host, the holder is alive while a process with that pid and start time exists;
+* on another host (a shared PostgreSQL), it is alive while it has committed within ``LEASE``.
+  Every chunk's commit refreshes the batch's ``updated_at``.
+
+A wrong guess cannot corrupt counts: each commit is fenced on the holder (see
+``TraceStore.write_chunk``), so a holder whose batch was taken over fails its next write.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from functools import cache
+
+# A chunk commits in well under a second; ten minutes without one is a dead holder.
+LEASE = timedelta(minutes=10)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/<pid>/stat), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after its ')'.
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+_held_here: set[str] = set()  # ids of the batches that ingests of this process are working on
+_held_lock = threading.Lock()
+
+
+def hold(batch_id: str) -> None:
+    with _held_lock:
+        _held_here.add(batch_id)
+
+
+def release(batch_id: str) -> None:
+    with _held_lock:
+        _held_here.discard(batch_id)
+
+
+def this_process() -> str:
+    """This process's holder token, ``host:pid:start``."""
+    return _token(os.getpid())
+
+
+@cache
+def _token(pid: int) -> str:  # by pid: a forked child is another holder
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or ''}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def holder_alive(holder: str | None, batch_id: str, updated_at: datetime, now: datetime) -> bool:
+    """Whether the ingest recorded as ``holder`` may still be working on ``batch_id`` (see the module doc)."""
+    if holder == this_process():
+        with _held_lock:
+            return batch_id in _held_here
+    host, _, rest = (holder or "").partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        if updated_at.tzinfo is None:  # SQLite returns the stored UTC time without its zone
+            updated_at = updated_at.replace(tzinfo=timezone.utc)
+        return now - updated_at < LEASE
+    pid = int(pid_text)
+    if start:
+        return _start_ticks(pid) == start
+    return _pid_alive(pid)
