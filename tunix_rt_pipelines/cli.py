@@ -8,8 +8,6 @@ they appear in the UI's run history and lineage like any scheduled run.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,33 +51,19 @@ def main() -> None:
 # -- ingestion ------------------------------------------------------------------------------
 
 
-def stage_into_inbox(paths: list[Path], settings: Settings, instance) -> list[str]:  # noqa: ANN001
-    """Copy files into the inbox under partition-safe names; returns their partition keys.
-
-    The partition is registered before the file appears (copy to a dot-file, then rename),
-    so the inbox sensor never starts a second run for a file the CLI is ingesting.
-    """
-    from tunix_rt_pipelines.core.resources import safe_name
+def stage_into_inbox(path: Path, settings: Settings, instance) -> str:  # noqa: ANN001
+    """Copy ``path`` into the inbox (see ``traces.inbox.stage``); returns its partition key."""
     from tunix_rt_pipelines.traces.assets import inbox_files
-    from tunix_rt_pipelines.core.artifacts import file_sha256
+    from tunix_rt_pipelines.traces.inbox import stage
 
-    keys = []
-    for path in paths:
-        name = safe_name(path.name)
-        target = settings.inbox_dir / name
-        sha = file_sha256(path)
-        if target.exists() and file_sha256(target) != sha:
-            stem, dot, ext = name.partition(".")
-            name = f"{stem}-{sha[:8]}{dot}{ext}"
-            target = settings.inbox_dir / name
-        instance.add_dynamic_partitions(inbox_files.name, [name])
-        if not target.exists():
-            fd, tmp = tempfile.mkstemp(dir=settings.inbox_dir, prefix=".incoming-")
-            os.close(fd)
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        keys.append(name)
-    return keys
+    def register(key: str) -> None:
+        try:
+            instance.add_dynamic_partitions(inbox_files.name, [key])
+        except Exception:  # another process added the same key between Dagster's check and its insert
+            if not instance.has_dynamic_partition(inbox_files.name, key):
+                raise
+
+    return stage(path, settings.inbox_dir, register)
 
 
 def _definitions(settings: Settings):  # noqa: ANN202
@@ -89,22 +73,43 @@ def _definitions(settings: Settings):  # noqa: ANN202
     return build_definitions(settings)
 
 
-def ingest_partitions(keys: list[str], instance, settings: Settings) -> list[dict]:  # noqa: ANN001
+def ingest_paths(paths: list[Path], instance, settings: Settings) -> list[dict]:  # noqa: ANN001
+    """Stage each file and materialise its partition, one file after the other; returns per-file counts.
+
+    One at a time, so that a staged file waits seconds, not the other files' ingests, for its
+    run to open its batch: the inbox sensor leaves alone files whose content has a batch.
+    """
     from tunix_rt_pipelines.traces.assets import ingest_job
 
     job = _definitions(settings).resolve_job_def(ingest_job.name)
     results = []
-    for key in keys:
+    for path in paths:
+        key = stage_into_inbox(path, settings, instance)
         res = job.execute_in_process(instance=instance, partition_key=key, run_config=_QUIET_LOGS, raise_on_error=False)
         row: dict = {"file": key, "run_id": res.run_id, "success": res.success}
         for event in res.get_asset_materialization_events():
             md = event.materialization.metadata
             row.update({k: md[k].value for k in ("read", "accepted", "duplicate", "rejected", "batch_id") if k in md})
         if not res.success:
-            failures = [e for e in res.all_events if e.is_failure]
-            row["error"] = failures[0].message if failures else "run failed"
+            row["error"] = _failure_message(res)
         results.append(row)
     return results
+
+
+def _failure_message(result) -> str:  # noqa: ANN001
+    """What went wrong in a failed run, in the words of the code that failed (not "Execution of step failed")."""
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return data.user_failure_data.description
+        error = data.error
+        while error is not None and error.cause is not None and "Error occurred while executing" in error.message:
+            error = error.cause
+        if error is not None:
+            return error.message.strip()
+    return "run failed"
 
 
 @main.command()
@@ -114,8 +119,11 @@ def ingest(paths: tuple[Path, ...], as_json: bool) -> None:
     """Put trace files (JSONL, JSON array, reasoning-gym entries) in the inbox and ingest them through Dagster."""
     settings = _settings()
     instance = _instance()
-    keys = stage_into_inbox(list(paths), settings, instance)
-    results = ingest_partitions(keys, instance, settings)
+    _report_ingests(ingest_paths(list(paths), instance, settings), as_json)
+
+
+def _report_ingests(results: list[dict], as_json: bool) -> None:
+    """Per-file counts, or why a file failed; exits 1 when any did."""
     if as_json:
         _echo_json(results)
     else:
@@ -150,11 +158,8 @@ def import_gym(family: str | None, size: int, seed: int, list_families: bool) ->
             write_reasoning_gym_jsonl(family, size, seed, path)
         except ValueError as e:
             raise click.ClickException(str(e)) from e
-        instance = _instance()
-        keys = stage_into_inbox([path], settings, instance)
-    for r in ingest_partitions(keys, instance, settings):
-        click.echo(f"{r['file']}: read {r.get('read')}, accepted {r.get('accepted')}, "
-                   f"duplicate {r.get('duplicate')}, rejected {r.get('rejected')}")
+        results = ingest_paths([path], _instance(), settings)
+    _report_ingests(results, as_json=False)
 
 
 @main.group()
@@ -474,8 +479,8 @@ def run(gym_family: str, gym_size: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"reasoning_gym-{gym_family}-seed0-n{gym_size}.jsonl"
             write_reasoning_gym_jsonl(gym_family, gym_size, 0, path)
-            keys = stage_into_inbox([path], settings, instance)
-        for r in ingest_partitions(keys, instance, settings):
+            results = ingest_paths([path], instance, settings)
+        for r in results:
             if not r["success"]:
                 raise click.ClickException(f"ingest of {r['file']} failed: {r.get('error')}")
             click.echo(f"ingested {r['file']}: read {r['read']}, accepted {r['accepted']}, "

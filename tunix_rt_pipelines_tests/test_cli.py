@@ -67,6 +67,16 @@ def test_two_files_with_the_same_name_but_other_content_both_ingest(home, tmp_pa
     assert rows[0]["file"] != rows[1]["file"]
 
 
+def test_a_failed_ingest_prints_the_cause_not_dagsters_step_summary(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNIX_RT_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens
+    path = write_jsonl(tmp_path / "t.jsonl", [trace_dict(1)])
+    result = subprocess.run([sys.executable, "-m", "tunix_rt_pipelines.cli", "ingest", str(path), "--json"],
+                            capture_output=True, text=True, env=os.environ.copy(), timeout=300, check=False)
+    (row,) = json.loads(result.stdout)
+    assert result.returncode == 1 and row["success"] is False
+    assert "Connection refused" in row["error"] and "Execution of step" not in row["error"]
+
+
 def test_rescore_scores_predictions_made_elsewhere(home, tmp_path):
     path = write_jsonl(tmp_path / "preds.jsonl", [
         {"item_id": "a", "expected_answer": "12", "output": "3 x 4 = 12\n#### 12"},

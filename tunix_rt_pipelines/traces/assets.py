@@ -1,6 +1,8 @@
 """Ingestion as assets: one dynamic partition per inbox file, and the sensor that adds them."""
 
 # No `from __future__ import annotations`: Dagster reads annotations at runtime.
+import json
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -23,8 +25,8 @@ from dagster import (
     sensor,
 )
 
-from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.resources import InboxResource, TraceStoreResource
+from tunix_rt_pipelines.traces.inbox import scan
 from tunix_rt_pipelines.traces.ingest import ingest_file
 from tunix_rt_pipelines.traces.store import StoreError
 
@@ -132,13 +134,22 @@ ingest_job = define_asset_job(
 
 
 @sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING)
-def inbox_sensor(context: SensorEvaluationContext, inbox: InboxResource) -> SensorResult:
-    """Adds a partition for each new inbox file and requests its ingest run."""
+def inbox_sensor(
+    context: SensorEvaluationContext, inbox: InboxResource, trace_store: TraceStoreResource
+) -> SensorResult:
+    """Requests an ingest run for each settled inbox file whose content has not been ingested under its name.
+
+    New names become partitions; a file overwritten with new content is ingested again as a new
+    batch of its partition. The cursor keeps each handled file's size and modification time, so
+    a file is hashed only when it changes (see ``traces.inbox.scan``).
+    """
+    found = scan(inbox.folder, json.loads(context.cursor) if context.cursor else {}, trace_store.get_store().has_batch)
+    for old, new in found.renamed:
+        context.log.info(f"inbox: renamed {old!r} to {new!r} (partition keys take letters, digits, '.', '_', '-')")
     known = set(context.instance.get_dynamic_partitions(inbox_files.name))
-    new = [name for name in inbox.files() if name not in known]
+    new_keys = [name for name, _ in found.ingest if name not in known]
     return SensorResult(
-        run_requests=[
-            RunRequest(partition_key=name, run_key=f"{name}:{file_sha256(inbox.file(name))}") for name in new
-        ],
-        dynamic_partitions_requests=[inbox_files.build_add_request(new)] if new else [],
+        run_requests=[RunRequest(partition_key=name, run_key=f"{name}:{sha}") for name, sha in found.ingest],
+        dynamic_partitions_requests=[inbox_files.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(found.seen, sort_keys=True),
     )

@@ -200,6 +200,15 @@ class TraceStore:
         finally:
             release(batch.id)
 
+    def has_batch(self, file_name: str, file_sha256: str) -> bool:
+        """Whether this content was ever ingested under this name, in any state."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(ingest_batches.c.id)
+                .where(ingest_batches.c.file_name == file_name, ingest_batches.c.file_sha256 == file_sha256)
+                .limit(1)
+            ).first() is not None
+
     def batch_row(self, batch_id: str) -> dict:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ingest_batches).where(ingest_batches.c.id == batch_id)).mappings().one()

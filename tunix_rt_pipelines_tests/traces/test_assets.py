@@ -1,10 +1,13 @@
 """The ingest asset and the inbox sensor, run through Dagster on a real (temporary) instance."""
 
 
+import os
 import shutil
+import time
 
 from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test, materialize
 
+from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
 from tunix_rt_pipelines.definitions import build_definitions
 from tunix_rt_pipelines.traces.assets import inbox_files, inbox_sensor, ingest_job
@@ -45,9 +48,15 @@ def test_reingesting_a_file_stores_nothing_new(tmp_path, sqlite_url):
     assert first["file_sha256"] == second["file_sha256"]
 
 
+def _settled(path):
+    t = time.time() - 60
+    os.utime(path, (t, t))
+    return path
+
+
 def test_sensor_adds_one_partition_per_new_file(tmp_path, sqlite_url):
     settings, defs = _defs(tmp_path, sqlite_url)
-    write_jsonl(settings.inbox_dir / "a.jsonl", [trace_dict(1)])
+    _settled(write_jsonl(settings.inbox_dir / "a.jsonl", [trace_dict(1)]))
     write_jsonl(settings.inbox_dir / ".incoming-x", [trace_dict(2)])  # a copy in progress: not ready
     with instance_for_test() as instance:
         ctx = build_sensor_context(instance=instance, resources=defs.resources)
@@ -55,8 +64,21 @@ def test_sensor_adds_one_partition_per_new_file(tmp_path, sqlite_url):
         assert [r.partition_key for r in result.run_requests] == ["a.jsonl"]
         assert result.dynamic_partitions_requests[0].partition_keys == ["a.jsonl"]
         instance.add_dynamic_partitions(inbox_files.name, ["a.jsonl"])
-        again = inbox_sensor(build_sensor_context(instance=instance, resources=defs.resources))
+        again = inbox_sensor(build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor))
     assert again.run_requests == []
+
+
+def test_sensor_leaves_alone_content_already_ingested_and_requests_it_again_once_overwritten(tmp_path, sqlite_url):
+    settings, defs = _defs(tmp_path, sqlite_url)
+    path = _settled(write_jsonl(settings.inbox_dir / "a.jsonl", [trace_dict(1)]))
+    with instance_for_test() as instance:
+        _ingest(defs, instance, "a.jsonl")  # as the CLI does: partition first, then its run
+        first = inbox_sensor(build_sensor_context(instance=instance, resources=defs.resources))
+        _settled(write_jsonl(path, [trace_dict(1), trace_dict(2)]))
+        second = inbox_sensor(build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor))
+    assert first.run_requests == []
+    assert [r.run_key for r in second.run_requests] == [f"a.jsonl:{file_sha256(path)}"]
+    assert second.dynamic_partitions_requests == []  # the partition exists: a new batch of it
 
 
 def test_assets_materialise_on_the_shared_postgres_deployment(tmp_path, monkeypatch, pg_dagster_env, pg_url):
