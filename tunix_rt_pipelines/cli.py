@@ -184,7 +184,7 @@ def traces_stats(as_json: bool) -> None:
 
 @main.command()
 @click.option("--batch", "batch_id", help="Only this ingest batch.")
-@click.option("--reason", help="Only this reason code (invalid_json, encoding, schema, too_large, truncated, id_conflict).")
+@click.option("--reason", help="Only this reason code (invalid_json, encoding, schema, too_large, truncated, after_array, id_conflict).")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def rejects(batch_id: str | None, reason: str | None, limit: int, as_json: bool) -> None:

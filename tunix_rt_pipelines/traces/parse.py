@@ -27,7 +27,7 @@ from tunix_rt_pipelines.traces.schema import ReasoningTrace, describe_validation
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    reason: str  # stable code: invalid_json | encoding | schema | too_large | truncated | id_conflict
+    reason: str  # stable code: invalid_json | encoding | schema | too_large | truncated | after_array | id_conflict
     field: str  # dotted path of the offending field, or <record>
     message: str  # what is wrong, in words
 

@@ -10,7 +10,8 @@ What the reader settles itself, before any JSON parsing:
 
 * ``too_large``: the record exceeds the size limit;
 * ``truncated``: the file ends inside a record (no final newline and the text does not
-  parse, or an array that is never closed).
+  parse, or an array that is never closed: a cut between two elements is one empty record);
+* ``after_array``: a line after the closing bracket of the file's array.
 
 Blank lines are not records and are not counted. CRLF line ends are accepted.
 Every record carries its 1-based starting line and the byte offset just past it, which is
@@ -236,6 +237,7 @@ def _iter_array(path: Path, limit: int) -> Iterator[RawRecord]:
                     pos = ws_end
                     continue
                 if buf[pos : pos + 1] == b"]" and depth == 1:
+                    yield from _after_array(path, limit, base + pos + 1, line)
                     return
                 if buf[pos : pos + 1] == b",":
                     pos += 1
@@ -271,6 +273,7 @@ def _iter_array(path: Path, limit: int) -> Iterator[RawRecord]:
                 if depth == 0:  # the array's closing bracket ends the last element
                     flush_piece(m.start())
                     yield _element(elem, elem_size, elem_line, base + m.start(), limit)
+                    yield from _after_array(path, limit, base + pos, line)
                     return
             elif tok == b"," and depth == 1:
                 flush_piece(m.start())
@@ -282,6 +285,27 @@ def _iter_array(path: Path, limit: int) -> Iterator[RawRecord]:
                 elem_line, base, data[:KEEP_BYTES], elem_size, "truncated",
                 "file ends inside this array element (the JSON array is never closed)",
             )
+        else:  # cut off between elements: nothing to keep, but the loss must show
+            yield RawRecord(
+                line, base, b"", 0, "truncated",
+                "file ends before the JSON array is closed; whatever followed is missing",
+            )
+
+
+def _after_array(path: Path, limit: int, offset: int, line: int) -> Iterator[RawRecord]:
+    """Whatever follows the array's closing bracket, line by line, each rejected as ``after_array``.
+
+    A file is one JSON array or JSON Lines; lines after an array are most likely JSON Lines
+    whose first record happens to be an array, and dropping them would lose them silently.
+    """
+    for record in _iter_jsonl(path, limit, offset, line):
+        if record.problem != "too_large":  # also a last line that does not parse: it is not an element
+            record = record._replace(
+                problem="after_array",
+                detail="content after the closing bracket of the file's JSON array (a file is one JSON "
+                "array or JSON Lines; the layout is chosen by its first character)",
+            )
+        yield record
 
 
 def _element(pieces: list[bytes], size: int, line: int, end: int, limit: int) -> RawRecord:

@@ -318,3 +318,11 @@ def test_chunk_size_below_one_is_refused_before_a_batch_opens(store, tmp_path):
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         ingest_file(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]), chunk_size=0)
     assert store.stats()["batches"] == {}
+
+
+def test_lines_after_a_json_array_are_rejected_not_dropped(store, tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps([trace_dict(1)]) + "\n" + json.dumps(trace_dict(2)) + "\n")
+    r = ingest(store, path)
+    assert (r.read, r.accepted, r.rejected) == (2, 1, 1)
+    assert reject_of(store, r.batch_id) == [(2, "after_array", "<record>")]

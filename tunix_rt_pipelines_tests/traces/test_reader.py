@@ -78,6 +78,33 @@ def test_json_array_never_closed_is_truncated(tmp_path):
     assert recs[1].problem == "truncated"
 
 
+def test_json_array_cut_between_elements_is_truncated(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[" + json.dumps(trace_dict(1)) + ",\n")
+    assert [(r.problem, r.line) for r in records(path)] == [(None, 1), ("truncated", 2)]
+
+
+def test_an_opening_bracket_alone_is_truncated(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[")
+    assert [r.problem for r in records(path)] == ["truncated"]
+
+
+def test_lines_after_the_array_are_each_kept_as_rejects(tmp_path):
+    """JSON Lines whose first record is an array: the lines after it are not dropped."""
+    path = tmp_path / "a.jsonl"
+    path.write_text("[1, 2]\n" + json.dumps(trace_dict(3)) + "\n\n" + json.dumps(trace_dict(4)) + "\n")
+    recs = records(path)
+    assert [(r.line, r.problem) for r in recs] == [(1, None), (1, None), (2, "after_array"), (4, "after_array")]
+    assert json.loads(recs[3].data) == trace_dict(4)
+
+
+def test_an_empty_array_followed_by_text_keeps_the_text(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[] trailing")
+    assert [(r.problem, r.data) for r in records(path)] == [("after_array", b" trailing")]
+
+
 def test_json_array_oversized_element(tmp_path):
     path = tmp_path / "a.json"
     path.write_text("[" + json.dumps(trace_dict(1, prompt="y" * 5000)) + "," + json.dumps(trace_dict(2)) + "]")
