@@ -62,7 +62,7 @@ def _token(pid: int) -> str:  # by pid: a forked child is another holder
     return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or ''}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,4 +86,4 @@ def holder_alive(holder: str | None, batch_id: str, updated_at: datetime, now: d
     pid = int(pid_text)
     if start:
         return _start_ticks(pid) == start
-    return _pid_alive(pid)
+    return pid_alive(pid)

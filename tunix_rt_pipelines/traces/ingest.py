@@ -19,6 +19,7 @@ in one thread, which still overlaps the database (the driver releases the GIL wh
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.cpus import usable_cpus
-from tunix_rt_pipelines.traces.prepare import prepare_lines, prepare_records, prepare_traces, quiet_gc
+from tunix_rt_pipelines.traces.prepare import init_worker, prepare_lines, prepare_records, prepare_traces
 from tunix_rt_pipelines.traces.reader import detect_layout, iter_line_ranges, iter_records
 from tunix_rt_pipelines.traces.schema import MAX_RECORD_BYTES, ReasoningTrace
 from tunix_rt_pipelines.traces.rows import PreparedChunk
@@ -161,7 +162,7 @@ def _executor(workers: int) -> Executor:
     # a function from another module would make every worker import it (``ingest`` pulls in
     # SQLAlchemy and Alembic: 0.2 s more before the first chunk, and 0.18 s more to exit).
     context.set_forkserver_preload(["tunix_rt_pipelines.traces.prepare"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=quiet_gc)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker, initargs=(os.getpid(),))
 
 
 def _ingest(

@@ -8,8 +8,13 @@ chunk needs to be written and committed travels with it, including its resume po
 from __future__ import annotations
 
 import gc
+import os
+import select
+import threading
+import time
 from collections.abc import Sequence
 
+from tunix_rt_pipelines.traces.holder import pid_alive
 from tunix_rt_pipelines.traces.parse import Rejection, parse_record
 from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace
@@ -92,8 +97,14 @@ def _prepare(
     return chunk
 
 
+def init_worker(ingest_pid: int) -> None:
+    """A worker process's initializer: a quiet garbage collector, and an exit when the ingest dies."""
+    quiet_gc()
+    threading.Thread(target=_exit_with, args=(ingest_pid,), name="exit-with-ingest", daemon=True).start()
+
+
 def quiet_gc() -> None:
-    """Keep the cyclic garbage collector off a worker process's hot path (its initializer).
+    """Keep the cyclic garbage collector off a worker process's hot path.
 
     A chunk holds thousands of validated traces until it is encoded, so with the default
     thresholds the collector ran every 700 allocations and, each time, walked those traces and
@@ -103,3 +114,19 @@ def quiet_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+def _exit_with(pid: int) -> None:
+    """Exit once process ``pid`` has. A killed ingest (SIGKILL, OOM) cannot shut its pool down, and
+    its workers, blocked reading their task queue, would live on, holding the fork server alive too."""
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process has exited (Linux 5.3+)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while pid_alive(pid):
+            time.sleep(1.0)
+    os._exit(1)
+

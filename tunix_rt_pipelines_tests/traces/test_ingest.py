@@ -1,7 +1,11 @@
 """Ingestion survives bad input on both backends; counts always add up; re-runs are idempotent."""
 
 import json
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -326,3 +330,55 @@ def test_lines_after_a_json_array_are_rejected_not_dropped(store, tmp_path):
     r = ingest(store, path)
     assert (r.read, r.accepted, r.rejected) == (2, 1, 1)
     assert reject_of(store, r.batch_id) == [(2, "after_array", "<record>")]
+
+
+def _children(pid):
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+_HELD_INGEST = """
+if __name__ == "__main__":
+    import sys, time
+    from pathlib import Path
+    from tunix_rt_pipelines.traces.ingest import ingest_file
+    from tunix_rt_pipelines.traces.store import TraceStore
+
+    def hold(batch, offset):
+        print("committed", flush=True)
+        time.sleep(600)
+
+    ingest_file(TraceStore(sys.argv[1]), Path(sys.argv[2]), workers=2, chunk_size=100, progress=hold)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc (Linux)")
+def test_worker_processes_exit_when_the_ingest_is_killed(sqlite_url, tmp_path):
+    script = tmp_path / "held.py"
+    script.write_text(_HELD_INGEST)
+    path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(1000)])
+    proc = subprocess.Popen([sys.executable, str(script), sqlite_url, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "committed"
+    workers = [w for server in _children(proc.pid) for w in _children(server)]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in workers if _running(w)]
+
+
+def _running(pid):
+    """Not exited: a zombie waiting for a parent to reap it counts as exited."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
