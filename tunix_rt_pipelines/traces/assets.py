@@ -88,7 +88,7 @@ def ingested_trace_file(
         "file_bytes": report.file_bytes,
         "batch_id": report.batch_id,
         "store": trace_store.backend,
-        "top_reject_reasons": MetadataValue.md(_reasons_md(report.reasons, reasons)),
+        "top_reject_reasons": MetadataValue.md(_reasons_md(store.reject_reasons(report.batch_id), reasons)),
         "sample": MetadataValue.table(
             records=[
                 TableRecord({"trace_id": s["trace_id"], "category": s["category"], "steps": s["n_steps"],

@@ -59,7 +59,7 @@ class IngestReport:
     duplicate: int
     rejected: int
     resumed: bool
-    reasons: Counter = field(default_factory=Counter)  # this attempt's reject reasons
+    reasons: Counter = field(default_factory=Counter)  # this attempt's reject reasons (the batch's: store.reject_reasons)
 
     @property
     def adds_up(self) -> bool:

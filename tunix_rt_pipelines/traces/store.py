@@ -398,6 +398,14 @@ class TraceStore:
             ).scalar_one()
         return {"traces": n_traces, "rejects": n_rejects}
 
+    def reject_reasons(self, batch_id: str) -> Counter:
+        """The batch's stored rejects by reason, over every attempt (a resumed batch's earlier ones too)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rejects.c.reason, sa.func.count()).where(rejects.c.batch_id == batch_id).group_by(rejects.c.reason)
+            ).all()
+        return Counter(dict(rows))
+
     def sample(self, batch_id: str, n: int = 5) -> list[dict]:
         q = (
             sa.select(traces.c.trace_id, traces.c.category, traces.c.n_steps, traces.c.prompt, traces.c.final_answer)

@@ -382,3 +382,11 @@ def _running(pid):
         return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+def test_reject_reasons_of_a_resumed_batch_cover_every_attempt(store, tmp_path, monkeypatch):
+    path = write_jsonl(tmp_path / "a.jsonl", ["{bad"] * 3 + [trace_dict(i) for i in range(100)] + [trace_dict(1, steps=[])])
+    ingest_crashing_at_chunk(3, store, path, monkeypatch, chunk_size=20)
+    r = ingest(store, path, chunk_size=20)
+    assert r.reasons == {"schema": 1}  # this attempt's own
+    assert store.reject_reasons(r.batch_id) == {"invalid_json": 3, "schema": 1}
