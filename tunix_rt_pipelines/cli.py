@@ -28,9 +28,7 @@ def _settings() -> Settings:
 
 
 def _instance():  # noqa: ANN202
-    from dagster import DagsterInstance
-
-    return DagsterInstance.get()
+    return _settings().dagster_instance()
 
 
 def _store(settings: Settings):  # noqa: ANN202

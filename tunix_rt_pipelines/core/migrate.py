@@ -1,8 +1,8 @@
 """Bring a database to the newest schema with Alembic (idempotent, safe to race).
 
-``alembic upgrade head`` runs on every store open. On PostgreSQL an advisory lock
-serialises concurrent openers (two ingests starting together); SQLite serialises
-writers by itself.
+``alembic upgrade head`` runs on every store open. Concurrent openers (two ingests
+starting together) take turns: on PostgreSQL through an advisory lock, on a SQLite file
+through a lock file beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from tunix_rt_pipelines.core.filelock import file_lock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Our revision table. Dagster's storage (dagster-postgres) keeps its own Alembic revision in
@@ -53,6 +55,16 @@ def _adopt_legacy_version_table(conn: sa.Connection) -> None:
 def migrate(engine: sa.Engine) -> None:
     if current_revision(engine) == head_revision():
         return
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        # Two processes opening a new SQLite store at once would both create its tables.
+        with file_lock(Path(f"{database}.migrate.lock")):
+            _upgrade(engine)
+    else:
+        _upgrade(engine)
+
+
+def _upgrade(engine: sa.Engine) -> None:
     cfg = alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

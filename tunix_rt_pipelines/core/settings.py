@@ -60,6 +60,20 @@ class Settings:
         for path in (self.home, self.dagster_home, self.artifacts_dir, self.inbox_dir, self.runs_dir, self.models_dir):
             path.mkdir(parents=True, exist_ok=True)
 
+    def dagster_instance(self):  # noqa: ANN201  (dagster is imported lazily)
+        """The Dagster instance of this home (``DAGSTER_HOME`` where the user chose one).
+
+        Made under a lock: two processes creating a new home's SQLite storages at once stamp
+        Alembic's revision twice, which breaks that storage for good ("more than one head").
+        """
+        from dagster import DagsterInstance
+
+        from tunix_rt_pipelines.core.filelock import file_lock
+
+        self.activate_dagster_home()
+        with file_lock(Path(os.environ["DAGSTER_HOME"]) / ".storage.lock"):
+            return DagsterInstance.get()
+
     def activate_dagster_home(self) -> None:
         """Point DAGSTER_HOME at the home folder unless the user chose another instance.
 

@@ -32,15 +32,12 @@ def _spec_name(spec: str) -> str:
 
 
 def _pipeline(spec: str, mode: str, trials: int) -> None:
-    from dagster import DagsterInstance
-
     from tunix_rt_pipelines.definitions import build_definitions
     from tunix_rt_pipelines.tuning.run import run_sweep_pipeline
 
     name = _spec_name(spec)
     settings = Settings.from_env()
-    settings.activate_dagster_home()
-    out = run_sweep_pipeline(build_definitions(settings), DagsterInstance.get(), name, mode=mode, num_trials=trials,
+    out = run_sweep_pipeline(build_definitions(settings), settings.dagster_instance(), name, mode=mode, num_trials=trials,
                              loggers=_QUIET, say=click.echo)
     _status(name, as_json=False)
     if not out["success"]:
