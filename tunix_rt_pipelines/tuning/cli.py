@@ -37,7 +37,8 @@ def _pipeline(spec: str, mode: str, trials: int) -> None:
 
     name = _spec_name(spec)
     settings = Settings.from_env()
-    out = run_sweep_pipeline(build_definitions(settings), settings.dagster_instance(), name, mode=mode, num_trials=trials,
+    instance = settings.dagster_instance()  # points DAGSTER_HOME at the home first
+    out = run_sweep_pipeline(build_definitions(settings), instance, name, mode=mode, num_trials=trials,
                              loggers=_QUIET, say=click.echo)
     _status(name, as_json=False)
     if not out["success"]:
