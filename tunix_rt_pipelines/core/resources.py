@@ -70,7 +70,15 @@ class InboxResource(ConfigurableResource):
         return self.folder / name
 
 
+# Room for the inbox to add '-' and a sha256 (65 characters) within a file name's 255 bytes.
+MAX_NAME_CHARS = 150
+
+
 def safe_name(name: str) -> str:
-    """A partition-key-safe file name: letters, digits, '.', '_' and '-' only, no leading dot."""
-    cleaned = _UNSAFE.sub("_", Path(name).name).lstrip(".")
-    return cleaned or "unnamed"
+    """A partition-key-safe file name: letters, digits, '.', '_' and '-' only, no leading dot,
+    at most ``MAX_NAME_CHARS`` (a longer name keeps its last suffix)."""
+    cleaned = _UNSAFE.sub("_", Path(name).name).lstrip(".") or "unnamed"
+    if len(cleaned) > MAX_NAME_CHARS:
+        suffix = Path(cleaned).suffix[:20]
+        cleaned = cleaned[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return cleaned

@@ -146,6 +146,8 @@ def inbox_sensor(
     found = scan(inbox.folder, json.loads(context.cursor) if context.cursor else {}, trace_store.get_store().has_batch)
     for old, new in found.renamed:
         context.log.info(f"inbox: renamed {old!r} to {new!r} (partition keys take letters, digits, '.', '_', '-')")
+    for name, error in found.problems:
+        context.log.warning(f"inbox: skipped {name!r} this time: {error}")
     known = set(context.instance.get_dynamic_partitions(inbox_files.name))
     new_keys = [name for name, _ in found.ingest if name not in known]
     return SensorResult(

@@ -3,13 +3,16 @@
 A running batch records its holder as ``host:pid:start`` (``start``: the process's start time in
 clock ticks, from ``/proc``, so that a reused pid is not mistaken for the holder). Another
 ingest of the same content waits while the holder is alive and takes the batch over, resuming
-from its last commit, once it is not:
+from its last commit, once it is not. The holder is dead:
 
-* in this process, while the ingest that opened it has not ended (``hold``/``release``): a
-  failure that could not mark the batch failed (the database was down) leaves it ``running``;
-* on the same host, the holder is alive while a process with that pid and start time exists;
-* on another host (a shared PostgreSQL), it is alive while it has committed within ``LEASE``.
-  Every chunk's commit refreshes the batch's ``updated_at``.
+* in this process, once the ingest that opened it has ended (``hold``/``release``): a failure
+  that could not mark the batch failed (the database was down) leaves it ``running``;
+* on the same host, once no process with that pid and start time runs (a zombie has ended);
+* anywhere, once it has not committed for ``LEASE``: every chunk's commit refreshes the batch's
+  ``updated_at``. This bounds the wait for a holder on another host (a shared PostgreSQL), and
+  for a live process that left a batch ``running`` and went on with other work;
+* at once for a batch with no holder, left ``running`` by code from before holders (migration
+  0007), once it has not committed for ``LEGACY_LEASE``.
 
 A wrong guess cannot corrupt counts: each commit is fenced on the holder (see
 ``TraceStore.write_chunk``), so a holder whose batch was taken over fails its next write.
@@ -23,19 +26,29 @@ import threading
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
-# A chunk commits in well under a second; ten minutes without one is a dead holder.
+# A chunk commits in well under a second; ten minutes without one is a dead or stuck holder.
 LEASE = timedelta(minutes=10)
+# Code before holders also committed every chunk; a minute of silence means it is gone.
+LEGACY_LEASE = timedelta(minutes=1)
 
 
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time (field 22 of /proc/<pid>/stat), or None where unknown."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3 on of /proc/<pid>/stat (state first), or None where there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: split after its ')'.
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    return stat.rsplit(b")", 1)[1].split()
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The running process's start time (field 22), or None where unknown or exited (a zombie)."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] == b"Z":
+        return None
+    return fields[19].decode()
 
 
 _held_here: set[str] = set()  # ids of the batches that ingests of this process are working on
@@ -63,7 +76,11 @@ def _token(pid: int) -> str:  # by pid: a forked child is another holder
 
 
 def pid_alive(pid: int) -> bool:
-    try:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    fields = _stat_fields(pid)
+    if fields is not None:
+        return fields[0] != b"Z"
+    try:  # no /proc: ask the kernel
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -77,12 +94,17 @@ def holder_alive(holder: str | None, batch_id: str, updated_at: datetime, now: d
     if holder == this_process():
         with _held_lock:
             return batch_id in _held_here
-    host, _, rest = (holder or "").partition(":")
+    if updated_at.tzinfo is None:  # SQLite returns the stored UTC time without its zone
+        updated_at = updated_at.replace(tzinfo=timezone.utc)
+    quiet = now - updated_at
+    if not holder:
+        return quiet < LEGACY_LEASE
+    if quiet >= LEASE:
+        return False
+    host, _, rest = holder.partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
-        if updated_at.tzinfo is None:  # SQLite returns the stored UTC time without its zone
-            updated_at = updated_at.replace(tzinfo=timezone.utc)
-        return now - updated_at < LEASE
+        return True
     pid = int(pid_text)
     if start:
         return _start_ticks(pid) == start

@@ -73,6 +73,11 @@ def stage(src: Path, folder: Path, register: Callable[[str], None]) -> str:
         tmp.unlink(missing_ok=True)
 
 
+# Bytes one scan hashes at most: after a lost cursor (or a first scan of a full inbox), the rest
+# waits for the next scan instead of running past Dagster's sensor timeout (60 s) every time.
+MAX_HASH_BYTES = 2 << 30
+
+
 @dataclass
 class InboxScan:
     """What one look at the inbox decided."""
@@ -80,6 +85,7 @@ class InboxScan:
     ingest: list[tuple[str, str]] = field(default_factory=list)  # (name, sha256) to ingest now
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (dropped-in name, partition-safe name)
     seen: dict[str, list[int]] = field(default_factory=dict)  # name -> [size, mtime_ns] handled; the next cursor
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (name, error) skipped this time
 
 
 def scan(
@@ -89,6 +95,7 @@ def scan(
     *,
     now: float | None = None,
     settle_seconds: float = SETTLE_SECONDS,
+    max_hash_bytes: int = MAX_HASH_BYTES,
 ) -> InboxScan:
     """Decide which inbox files to ingest, given what an earlier scan handled (``seen``).
 
@@ -96,25 +103,35 @@ def scan(
     since it was handled (size or modification time). It is ingested unless ``ingested(name,
     sha256)`` says a batch of that content under that name exists (the CLI's own ingests, or a
     re-hash after the cursor was lost). A name that is not a partition key (``my data.jsonl``)
-    is renamed to one and handled under it on a later scan.
+    is renamed to one and handled under it on a later scan. A file that cannot be read or
+    renamed is reported in ``problems`` and tried again next time; the others go on. Files
+    past ``max_hash_bytes`` of hashing wait for the next scan.
     """
     now = time.time() if now is None else now
     result = InboxScan()
+    hashed = 0
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if path.name.startswith(".") or not path.is_file():
             continue
-        st = path.stat()
-        stamp = [st.st_size, st.st_mtime_ns]
-        if seen.get(path.name) == stamp:
-            result.seen[path.name] = stamp
-            continue
-        if now - st.st_mtime < settle_seconds:
-            continue  # still being written, or only just: look again next time
-        sha = file_sha256(path)
-        if path.name != safe_name(path.name):
-            new = _publish(path, folder, safe_name(path.name), sha, register=lambda key: None)
-            path.unlink()
-            result.renamed.append((path.name, new))
+        try:
+            st = path.stat()
+            stamp = [st.st_size, st.st_mtime_ns]
+            if seen.get(path.name) == stamp:
+                result.seen[path.name] = stamp
+                continue
+            if now - st.st_mtime < settle_seconds:
+                continue  # still being written, or only just: look again next time
+            if hashed and hashed + st.st_size > max_hash_bytes:
+                continue
+            hashed += st.st_size
+            sha = file_sha256(path)
+            if path.name != safe_name(path.name):
+                new = _publish(path, folder, safe_name(path.name), sha, register=lambda key: None)
+                path.unlink()
+                result.renamed.append((path.name, new))
+                continue
+        except OSError as e:  # unreadable, removed meanwhile, a name the folder refuses
+            result.problems.append((path.name, f"{type(e).__name__}: {e}"))
             continue
         if not ingested(path.name, sha):
             result.ingest.append((path.name, sha))

@@ -277,7 +277,10 @@ def _iter_array(path: Path, limit: int) -> Iterator[RawRecord]:
                     return
             elif tok == b"," and depth == 1:
                 flush_piece(m.start())
-                yield _element(elem, elem_size, elem_line, base + pos, limit)
+                # An element ends where its delimiter starts: delimiters are distinct bytes, so end
+                # offsets strictly increase, and a resume (which keeps records that end after the
+                # committed offset) never drops one, not even the empty record of a cut after a comma.
+                yield _element(elem, elem_size, elem_line, base + m.start(), limit)
                 elem, elem_size, elem_line = [], 0, 0
         if elem_line:
             data = b"".join(elem).strip()

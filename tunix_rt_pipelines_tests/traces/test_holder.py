@@ -2,15 +2,19 @@
 
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tunix_rt_pipelines.core.db import ingest_batches
 from tunix_rt_pipelines.core.artifacts import file_sha256
-from tunix_rt_pipelines.traces.holder import LEASE, holder_alive, this_process
+from tunix_rt_pipelines.traces.holder import LEASE, LEGACY_LEASE, _start_ticks, holder_alive, this_process
 from tunix_rt_pipelines.traces.ingest import ingest_file
 from tunix_rt_pipelines.traces.rows import utcnow
 from tunix_rt_pipelines.traces.store import StoreError
@@ -94,3 +98,29 @@ def test_a_holder_on_another_host_is_alive_until_its_lease_runs_out():
     now = utcnow()
     assert holder_alive("elsewhere:1:1", "b", now - LEASE + timedelta(seconds=5), now)
     assert not holder_alive("elsewhere:1:1", "b", now - LEASE - timedelta(seconds=5), now)
+
+
+def test_a_live_process_that_has_not_committed_for_the_lease_is_dead():
+    now = utcnow()
+    assert not holder_alive(f"{HOST}:{os.getppid()}:", "b", now - LEASE - timedelta(seconds=5), now)
+
+
+def test_a_batch_left_running_by_code_before_holders_is_taken_over_after_a_minute():
+    now = utcnow()
+    assert holder_alive(None, "b", now - timedelta(seconds=5), now)
+    assert not holder_alive(None, "b", now - LEGACY_LEASE - timedelta(seconds=5), now)
+
+
+def test_an_exited_holder_not_yet_reaped_is_dead():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = _start_ticks(child.pid)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    now = utcnow()
+    try:
+        assert not holder_alive(f"{HOST}:{child.pid}:{start}", "b", now, now)
+        assert not holder_alive(f"{HOST}:{child.pid}:", "b", now, now)
+    finally:
+        child.wait()

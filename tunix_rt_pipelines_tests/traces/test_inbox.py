@@ -113,3 +113,38 @@ def test_a_name_that_is_no_partition_key_is_renamed_and_others_go_on(inbox):
     assert found.renamed == [("my data.jsonl", "my_data.jsonl")]
     assert [name for name, _ in found.ingest] == ["b.jsonl"]
     assert [n for n, _ in scan(inbox, found.seen, lambda name, sha: False).ingest] == ["my_data.jsonl"]
+
+
+def test_a_long_name_taken_by_other_content_gets_a_hashed_name_that_fits(tmp_path, inbox):
+    long = "x" * 240 + ".jsonl"
+    first = stage(src(tmp_path, long, "one\n"), inbox, lambda k: None)
+    second = stage(src(tmp_path, long, "two\n", sub="other"), inbox, lambda k: None)
+    assert first != second and all(len(k) <= 255 and k.endswith(".jsonl") for k in (first, second))
+
+
+def test_an_unreadable_file_is_reported_and_the_others_go_on(inbox, monkeypatch):
+    inbox.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        (inbox / name).write_text(name)
+        settle(inbox / name)
+    real = file_sha256
+
+    def refuse_a(path):
+        if path.name == "a.jsonl":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr("tunix_rt_pipelines.traces.inbox.file_sha256", refuse_a)
+    found = scan(inbox, {}, lambda name, sha: False)
+    assert [n for n, _ in found.ingest] == ["b.jsonl"] and [n for n, _ in found.problems] == ["a.jsonl"]
+    assert "a.jsonl" not in found.seen  # tried again next time
+
+
+def test_hashing_stops_at_the_budget_and_the_rest_waits_for_the_next_scan(inbox):
+    inbox.mkdir()
+    for name in ("a.jsonl", "b.jsonl", "c.jsonl"):
+        (inbox / name).write_text("x" * 100)
+        settle(inbox / name)
+    first = scan(inbox, {}, lambda name, sha: False, max_hash_bytes=250)
+    second = scan(inbox, first.seen, lambda name, sha: False, max_hash_bytes=250)
+    assert [n for n, _ in first.ingest] == ["a.jsonl", "b.jsonl"] and [n for n, _ in second.ingest] == ["c.jsonl"]

@@ -1,6 +1,8 @@
 import json
 import tracemalloc
 
+import pytest
+
 from tunix_rt_pipelines.traces.reader import iter_line_ranges, iter_records
 from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
 
@@ -103,6 +105,19 @@ def test_an_empty_array_followed_by_text_keeps_the_text(tmp_path):
     path = tmp_path / "a.json"
     path.write_text("[] trailing")
     assert [(r.problem, r.data) for r in records(path)] == [("after_array", b" trailing")]
+
+
+@pytest.mark.parametrize("text", [
+    '[{"a": 1}, {"b": 2},', '[1,}]', '[{"a": 1}] {"x": 1}\n{"y": 2}\n', '[1, [2, "]"], 3]', "[", "[1,",
+    "[ ]", "[1,,2]", '\ufeff[\r\n1,\r\n2\r\n]\r\nx\r\n',
+])
+def test_an_array_resumed_after_any_record_reads_exactly_the_records_after_it(tmp_path, text):
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    recs = records(path)
+    assert [r.end_offset for r in recs] == sorted({r.end_offset for r in recs})  # strictly increasing
+    for k in range(1, len(recs)):
+        assert records(path, start_offset=recs[k - 1].end_offset) == recs[k:]
 
 
 def test_json_array_oversized_element(tmp_path):
