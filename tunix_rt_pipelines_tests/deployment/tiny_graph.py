@@ -22,7 +22,7 @@ from tunix_rt_pipelines.inference.assets import build_prediction_assets
 from tunix_rt_pipelines.registry.assets import build_gate_check, build_registration_asset
 from tunix_rt_pipelines.resources import build_resources
 from tunix_rt_pipelines.synthetic.assets import dev_reasoning, synthetic_arithmetic
-from tunix_rt_pipelines.traces.assets import ingested_trace_file
+from tunix_rt_pipelines.traces.assets import inbox_sensor, ingest_job, ingested_trace_file
 from tunix_rt_pipelines.training.assets import build_training_assets, build_training_job
 
 EVALSET = REPO_ROOT / "evalsets" / "eval_v1.jsonl"
@@ -80,7 +80,8 @@ def build_definitions(settings: Settings) -> Definitions:
         # ingested_trace_file and synthetic_arithmetic are upstream of every dataset, as in the real location.
         assets=[ingested_trace_file, synthetic_arithmetic, *main_assets, *build_training_assets(long)],
         asset_checks=[build_gate_check(tiny)],
-        jobs=[main_job, build_training_job(long)],
+        jobs=[main_job, build_training_job(long), ingest_job],
+        sensors=[inbox_sensor],
         resources=build_resources(settings),
     )
 
