@@ -8,6 +8,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    DagsterRunStatus,
     DataVersion,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
@@ -15,6 +16,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     TableColumn,
@@ -133,6 +135,10 @@ ingest_job = define_asset_job(
 )
 
 
+_IN_PROGRESS = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
 @sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING)
 def inbox_sensor(
     context: SensorEvaluationContext, inbox: InboxResource, trace_store: TraceStoreResource
@@ -141,9 +147,13 @@ def inbox_sensor(
 
     New names become partitions; a file overwritten with new content is ingested again as a new
     batch of its partition. The cursor keeps each handled file's size and modification time, so
-    a file is hashed only when it changes (see ``traces.inbox.scan``).
+    a file is hashed only when it changes (see ``traces.inbox.scan``). A file with an ingest run in
+    progress (the CLI's own, which has not opened its batch yet) waits for a later tick.
     """
-    found = scan(inbox.folder, json.loads(context.cursor) if context.cursor else {}, trace_store.get_store().has_batch)
+    in_progress = context.instance.get_run_records(RunsFilter(job_name=ingest_job.name, statuses=_IN_PROGRESS))
+    busy = frozenset(r.dagster_run.tags.get("dagster/partition", "") for r in in_progress)
+    found = scan(inbox.folder, json.loads(context.cursor) if context.cursor else {}, trace_store.get_store().has_batch,
+                 busy=busy)
     for old, new in found.renamed:
         context.log.info(f"inbox: renamed {old!r} to {new!r} (partition keys take letters, digits, '.', '_', '-')")
     for name, error in found.problems:

@@ -93,6 +93,7 @@ def scan(
     seen: dict[str, list[int]],
     ingested: Callable[[str, str], bool],
     *,
+    busy: frozenset[str] = frozenset(),
     now: float | None = None,
     settle_seconds: float = SETTLE_SECONDS,
     max_hash_bytes: int = MAX_HASH_BYTES,
@@ -103,7 +104,9 @@ def scan(
     since it was handled (size or modification time). It is ingested unless ``ingested(name,
     sha256)`` says a batch of that content under that name exists (the CLI's own ingests, or a
     re-hash after the cursor was lost). A name that is not a partition key (``my data.jsonl``)
-    is renamed to one and handled under it on a later scan. A file that cannot be read or
+    is renamed to one and handled under it on a later scan. Names in ``busy`` (a run of theirs
+    is in progress, e.g. the CLI's, which may not have opened its batch yet) wait, unhashed, for
+    a later scan. A file that cannot be read or
     renamed is reported in ``problems`` and tried again next time; the others go on. Files
     past ``max_hash_bytes`` of hashing wait for the next scan.
     """
@@ -119,8 +122,8 @@ def scan(
             if seen.get(path.name) == stamp:
                 result.seen[path.name] = stamp
                 continue
-            if now - st.st_mtime < settle_seconds:
-                continue  # still being written, or only just: look again next time
+            if now - st.st_mtime < settle_seconds or path.name in busy:
+                continue  # still being written, or only just, or being ingested: look again next time
             if hashed and hashed + st.st_size > max_hash_bytes:
                 continue
             hashed += st.st_size

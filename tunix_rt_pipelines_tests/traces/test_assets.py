@@ -1,11 +1,12 @@
 """The ingest asset and the inbox sensor, run through Dagster on a real (temporary) instance."""
 
 
+import json
 import os
 import shutil
 import time
 
-from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test, materialize
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, build_sensor_context, instance_for_test, materialize
 
 from tunix_rt_pipelines.core.artifacts import file_sha256
 from tunix_rt_pipelines.core.settings import REPO_ROOT, Settings
@@ -79,6 +80,16 @@ def test_sensor_leaves_alone_content_already_ingested_and_requests_it_again_once
     assert first.run_requests == []
     assert [r.run_key for r in second.run_requests] == [f"a.jsonl:{file_sha256(path)}"]
     assert second.dynamic_partitions_requests == []  # the partition exists: a new batch of it
+
+
+def test_sensor_leaves_a_file_alone_while_an_ingest_run_of_its_partition_is_in_progress(tmp_path, sqlite_url):
+    settings, defs = _defs(tmp_path, sqlite_url)
+    _settled(write_jsonl(settings.inbox_dir / "a.jsonl", [trace_dict(1)]))
+    with instance_for_test() as instance:
+        instance.create_run_for_job(defs.resolve_job_def(ingest_job.name), status=DagsterRunStatus.STARTED,
+                                    tags={"dagster/partition": "a.jsonl"})
+        result = inbox_sensor(build_sensor_context(instance=instance, resources=defs.resources))
+    assert result.run_requests == [] and json.loads(result.cursor) == {}
 
 
 def test_assets_materialise_on_the_shared_postgres_deployment(tmp_path, monkeypatch, pg_dagster_env, pg_url):

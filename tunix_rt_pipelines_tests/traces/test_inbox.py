@@ -148,3 +148,11 @@ def test_hashing_stops_at_the_budget_and_the_rest_waits_for_the_next_scan(inbox)
     first = scan(inbox, {}, lambda name, sha: False, max_hash_bytes=250)
     second = scan(inbox, first.seen, lambda name, sha: False, max_hash_bytes=250)
     assert [n for n, _ in first.ingest] == ["a.jsonl", "b.jsonl"] and [n for n, _ in second.ingest] == ["c.jsonl"]
+
+
+def test_a_file_being_ingested_waits_unhashed_for_a_later_scan(inbox):
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text("x\n")
+    settle(inbox / "a.jsonl")
+    found = scan(inbox, {}, lambda name, sha: False, busy=frozenset({"a.jsonl"}))
+    assert (found.ingest, found.seen) == ([], {})
