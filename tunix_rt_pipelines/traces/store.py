@@ -114,6 +114,7 @@ class TraceStore:
         """
         me = this_process()
         waited = False
+        conflicts = 0
         while True:
             now = utcnow()
             with self.engine.connect() as conn:
@@ -135,6 +136,9 @@ class TraceStore:
                     hold(batch.id)
                     return batch
                 except sa.exc.IntegrityError:  # another ingest opened it first: look again
+                    conflicts += 1
+                    if conflicts > 100:  # not that race: some other constraint refuses the row
+                        raise
                     continue
             if row["status"] == "running" and holder_alive(row["holder"], row["id"], row["updated_at"], now):
                 if on_wait is not None and not waited:
