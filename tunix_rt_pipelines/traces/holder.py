@@ -1,11 +1,12 @@
 """Who is ingesting a batch now, and whether they still are.
 
-A running batch records its holder as ``host:pid:start`` (``start``: the process's start time in
-clock ticks, from ``/proc``, so that a reused pid is not mistaken for the holder). Another
+A running batch records its holder as ``host:pid:start:nonce`` (``start``: the process's start time
+in clock ticks, from ``/proc``, so that a reused pid is not mistaken for the holder; ``nonce``: one
+per hold, so that two threads of one process are two holders to the fencing). Another
 ingest of the same content waits while the holder is alive and takes the batch over, resuming
 from its last commit, once it is not. The holder is dead:
 
-* in this process, once the ingest that opened it has ended (``hold``/``release``): a failure
+* in this process, once the ingest that took it has ended (``hold``/``release``): a failure
   that could not mark the batch failed (the database was down) leaves it ``running``;
 * on the same host, once no process with that pid and start time runs (a zombie has ended);
 * anywhere, once it has not committed for ``LEASE``: every chunk's commit refreshes the batch's
@@ -23,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
@@ -51,22 +53,29 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19].decode()
 
 
-_held_here: set[str] = set()  # ids of the batches that ingests of this process are working on
+_held_here: set[str] = set()  # holders of this process whose ingests have not ended
 _held_lock = threading.Lock()
 
 
-def hold(batch_id: str) -> None:
+def new_holder() -> str:
+    """A holder for one hold of one batch by this process, counted as alive until ``release``.
+
+    Held before the database hears of it: between the commit that records it and the holding,
+    another thread of this process would otherwise judge it dead and take the batch over.
+    """
+    holder = f"{this_process()}:{uuid.uuid4().hex[:12]}"
     with _held_lock:
-        _held_here.add(batch_id)
+        _held_here.add(holder)
+    return holder
 
 
-def release(batch_id: str) -> None:
+def release(holder: str | None) -> None:
     with _held_lock:
-        _held_here.discard(batch_id)
+        _held_here.discard(holder)
 
 
 def this_process() -> str:
-    """This process's holder token, ``host:pid:start``."""
+    """This process, as holders name it: ``host:pid:start``."""
     return _token(os.getpid())
 
 
@@ -89,11 +98,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def holder_alive(holder: str | None, batch_id: str, updated_at: datetime, now: datetime) -> bool:
-    """Whether the ingest recorded as ``holder`` may still be working on ``batch_id`` (see the module doc)."""
-    if holder == this_process():
+def holder_alive(holder: str | None, updated_at: datetime, now: datetime) -> bool:
+    """Whether the ingest recorded as ``holder``, last committed at ``updated_at``, may still be
+    working on its batch (see the module doc)."""
+    if holder and this_process() in (holder, holder.rsplit(":", 1)[0]):
         with _held_lock:
-            return batch_id in _held_here
+            return holder in _held_here
     if updated_at.tzinfo is None:  # SQLite returns the stored UTC time without its zone
         updated_at = updated_at.replace(tzinfo=timezone.utc)
     quiet = now - updated_at
@@ -101,8 +111,7 @@ def holder_alive(holder: str | None, batch_id: str, updated_at: datetime, now: d
         return quiet < LEGACY_LEASE
     if quiet >= LEASE:
         return False
-    host, _, rest = holder.partition(":")
-    pid_text, _, start = rest.partition(":")
+    host, pid_text, start, *_ = (holder.split(":") + ["", ""])[:3]
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
     pid = int(pid_text)

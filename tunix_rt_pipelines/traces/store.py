@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tunix_rt_pipelines.core.db import ingest_batches, make_engine, rejects, traces
 from tunix_rt_pipelines.core.migrate import migrate
-from tunix_rt_pipelines.traces.holder import hold, holder_alive, release, this_process
+from tunix_rt_pipelines.traces.holder import holder_alive, new_holder, release
 from tunix_rt_pipelines.traces.parse import Rejection
 from tunix_rt_pipelines.traces.rows import PreparedChunk, RejectRow, utcnow
 
@@ -112,7 +112,6 @@ class TraceStore:
         with that batch's row once, and then resumes or starts anew; a dead holder's batch is
         taken over at once (see :mod:`.holder`).
         """
-        me = this_process()
         waited = False
         conflicts = 0
         while True:
@@ -126,6 +125,7 @@ class TraceStore:
                     )
                 ).mappings().first()
             if row is None:
+                me = new_holder()
                 batch = Batch(id=uuid.uuid4().hex, file_name=file_name, file_sha256=file_sha256, holder=me)
                 try:
                     with self.engine.begin() as conn:
@@ -133,37 +133,43 @@ class TraceStore:
                             id=batch.id, file_name=file_name, file_sha256=file_sha256, file_bytes=file_bytes,
                             status="running", run_id=run_id, holder=me, started_at=now, updated_at=now,
                         ))
-                    hold(batch.id)
                     return batch
-                except sa.exc.IntegrityError:  # another ingest opened it first: look again
-                    conflicts += 1
-                    if conflicts > 100:  # not that race: some other constraint refuses the row
-                        raise
+                except BaseException as e:
+                    release(me)
+                    if not isinstance(e, sa.exc.IntegrityError) or conflicts >= 100:
+                        raise  # 100 refusals in a row are not that race: some other constraint refuses the row
+                    conflicts += 1  # another ingest opened it first: look again
                     continue
-            if row["status"] == "running" and holder_alive(row["holder"], row["id"], row["updated_at"], now):
+            if row["status"] == "running" and holder_alive(row["holder"], row["updated_at"], now):
                 if on_wait is not None and not waited:
                     on_wait(dict(row))
                 waited = True
                 time.sleep(poll_seconds)
                 continue
-            with self.engine.begin() as conn:  # take it over, unless someone else just did
-                taken = conn.execute(
-                    ingest_batches.update()
-                    .where(
-                        ingest_batches.c.id == row["id"],
-                        ingest_batches.c.status == row["status"],
-                        ingest_batches.c.holder.is_not_distinct_from(row["holder"]),
-                    )
-                    .values(status="running", run_id=run_id, holder=me, error=None, updated_at=now)
-                ).rowcount
-            if taken == 1:
-                hold(row["id"])
-                return Batch(
-                    id=row["id"], file_name=file_name, file_sha256=file_sha256, holder=me,
-                    byte_offset=row["byte_offset"], next_line=row["next_line"], n_read=row["n_read"],
-                    n_accepted=row["n_accepted"], n_duplicate=row["n_duplicate"],
-                    n_rejected=row["n_rejected"], resumed=True,
-                )
+            me = new_holder()
+            try:
+                with self.engine.begin() as conn:  # take it over, unless someone else just did
+                    taken = conn.execute(
+                        ingest_batches.update()
+                        .where(
+                            ingest_batches.c.id == row["id"],
+                            ingest_batches.c.status == row["status"],
+                            ingest_batches.c.holder.is_not_distinct_from(row["holder"]),
+                        )
+                        .values(status="running", run_id=run_id, holder=me, error=None, updated_at=now)
+                    ).rowcount
+            except BaseException:
+                release(me)
+                raise
+            if taken != 1:
+                release(me)
+                continue
+            return Batch(
+                id=row["id"], file_name=file_name, file_sha256=file_sha256, holder=me,
+                byte_offset=row["byte_offset"], next_line=row["next_line"], n_read=row["n_read"],
+                n_accepted=row["n_accepted"], n_duplicate=row["n_duplicate"],
+                n_rejected=row["n_rejected"], resumed=True,
+            )
 
     @staticmethod
     def _held(batch: Batch) -> sa.ColumnElement:
@@ -186,7 +192,7 @@ class TraceStore:
                 f"the batch is not yet marked completed; re-run to resume (nothing is left to store): {type(e.orig or e).__name__}"
             ) from e
         finally:
-            release(batch.id)
+            release(batch.holder)
         if held != 1:
             raise _taken_over(batch)
 
@@ -202,7 +208,7 @@ class TraceStore:
         except sa.exc.SQLAlchemyError:
             pass
         finally:
-            release(batch.id)
+            release(batch.holder)
 
     def has_batch(self, file_name: str, file_sha256: str) -> bool:
         """Whether this content was ever ingested under this name, in any state."""

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 from tunix_rt_pipelines.core.db import ingest_batches
 from tunix_rt_pipelines.core.artifacts import file_sha256
-from tunix_rt_pipelines.traces.holder import LEASE, LEGACY_LEASE, _start_ticks, holder_alive, this_process
+from tunix_rt_pipelines.traces.holder import (
+    LEASE, LEGACY_LEASE, _start_ticks, holder_alive, new_holder, release, this_process,
+)
 from tunix_rt_pipelines.traces.ingest import ingest_file
 from tunix_rt_pipelines.traces.rows import utcnow
 from tunix_rt_pipelines.traces.store import StoreError
@@ -67,7 +69,7 @@ def test_a_batch_held_by_a_dead_process_is_resumed_at_once(store, tmp_path):
 def test_a_batch_this_process_left_running_is_resumed_at_once(store, tmp_path):
     """A failure that could not mark the batch failed (the database was down) must not block a re-run here."""
     path = write_jsonl(tmp_path / "a.jsonl", [trace_dict(i) for i in range(10)])
-    open_row(store, path, holder=this_process())
+    open_row(store, path, holder=f"{this_process()}:0123456789ab")
     assert ingest_file(store, path, on_wait=never_wait).batch_id == "left"
 
 
@@ -89,26 +91,26 @@ def test_a_holder_is_alive_while_its_process_is():
     now = utcnow()
     parent = os.getppid()
     start = open(f"/proc/{parent}/stat", "rb").read().rsplit(b")", 1)[1].split()[19].decode()
-    assert holder_alive(f"{HOST}:{parent}:{start}", "b", now, now)
-    assert not holder_alive(f"{HOST}:{parent}:{int(start) + 1}", "b", now, now)  # a reused pid
-    assert not holder_alive(f"{HOST}:999999999:1", "b", now, now)
+    assert holder_alive(f"{HOST}:{parent}:{start}", now, now)
+    assert not holder_alive(f"{HOST}:{parent}:{int(start) + 1}", now, now)  # a reused pid
+    assert not holder_alive(f"{HOST}:999999999:1", now, now)
 
 
 def test_a_holder_on_another_host_is_alive_until_its_lease_runs_out():
     now = utcnow()
-    assert holder_alive("elsewhere:1:1", "b", now - LEASE + timedelta(seconds=5), now)
-    assert not holder_alive("elsewhere:1:1", "b", now - LEASE - timedelta(seconds=5), now)
+    assert holder_alive("elsewhere:1:1", now - LEASE + timedelta(seconds=5), now)
+    assert not holder_alive("elsewhere:1:1", now - LEASE - timedelta(seconds=5), now)
 
 
 def test_a_live_process_that_has_not_committed_for_the_lease_is_dead():
     now = utcnow()
-    assert not holder_alive(f"{HOST}:{os.getppid()}:", "b", now - LEASE - timedelta(seconds=5), now)
+    assert not holder_alive(f"{HOST}:{os.getppid()}:", now - LEASE - timedelta(seconds=5), now)
 
 
 def test_a_batch_left_running_by_code_before_holders_is_taken_over_after_a_minute():
     now = utcnow()
-    assert holder_alive(None, "b", now - timedelta(seconds=5), now)
-    assert not holder_alive(None, "b", now - LEGACY_LEASE - timedelta(seconds=5), now)
+    assert holder_alive(None, now - timedelta(seconds=5), now)
+    assert not holder_alive(None, now - LEGACY_LEASE - timedelta(seconds=5), now)
 
 
 def test_an_exited_holder_not_yet_reaped_is_dead():
@@ -120,7 +122,23 @@ def test_an_exited_holder_not_yet_reaped_is_dead():
         time.sleep(0.05)
     now = utcnow()
     try:
-        assert not holder_alive(f"{HOST}:{child.pid}:{start}", "b", now, now)
-        assert not holder_alive(f"{HOST}:{child.pid}:", "b", now, now)
+        assert not holder_alive(f"{HOST}:{child.pid}:{start}", now, now)
+        assert not holder_alive(f"{HOST}:{child.pid}:", now, now)
     finally:
         child.wait()
+
+
+def test_each_hold_in_this_process_is_its_own_holder_until_released():
+    """Two threads of one process are two holders, so the fencing tells them apart."""
+    now = utcnow()
+    first, second = new_holder(), new_holder()
+    release(first)
+    assert first != second
+    assert (holder_alive(first, now, now), holder_alive(second, now, now)) == (False, True)
+    release(second)
+
+
+def test_a_hold_of_another_live_process_on_this_host_is_alive():
+    now = utcnow()
+    parent = os.getppid()
+    assert holder_alive(f"{HOST}:{parent}:{_start_ticks(parent)}:0123456789ab", now, now)
