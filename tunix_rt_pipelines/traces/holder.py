@@ -6,14 +6,14 @@ per hold, so that two threads of one process are two holders to the fencing). An
 ingest of the same content waits while the holder is alive and takes the batch over, resuming
 from its last commit, once it is not. The holder is dead:
 
-* in this process, once the ingest that took it has ended (``hold``/``release``): a failure
+* in this process, once the ingest that took it has ended (``new_holder``/``release``): a failure
   that could not mark the batch failed (the database was down) leaves it ``running``;
 * on the same host, once no process with that pid and start time runs (a zombie has ended);
 * anywhere, once it has not committed for ``LEASE``: every chunk's commit refreshes the batch's
   ``updated_at``. This bounds the wait for a holder on another host (a shared PostgreSQL), and
   for a live process that left a batch ``running`` and went on with other work;
-* at once for a batch with no holder, left ``running`` by code from before holders (migration
-  0007), once it has not committed for ``LEGACY_LEASE``.
+* for a batch with no holder, left ``running`` by code from before holders (migration 0007),
+  once it has not committed for ``LEGACY_LEASE``.
 
 A wrong guess cannot corrupt counts: each commit is fenced on the holder (see
 ``TraceStore.write_chunk``), so a holder whose batch was taken over fails its next write.
