@@ -39,7 +39,7 @@ ingest_batches = sa.Table(
     sa.Column("n_duplicate", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("n_rejected", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("run_id", sa.String(64)),  # Dagster run that (last) worked on it
-    sa.Column("holder", sa.String(300)),  # host:pid:start of the process working on it (traces.holder)
+    sa.Column("holder", sa.String(300)),  # host:pid:start:nonce of the ingest working on it (traces.holder)
     sa.Column("error", sa.Text),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),  # every commit refreshes it

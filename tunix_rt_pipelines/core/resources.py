@@ -58,12 +58,6 @@ class InboxResource(ConfigurableResource):
     def folder(self) -> Path:
         return Path(self.path)
 
-    def files(self) -> list[str]:
-        """Ready files, by name. Dot-files are writes in progress (see ``safe_name``)."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
     def file(self, name: str) -> Path:
         if name != safe_name(name):
             raise ValueError(f"not an inbox file name: {name!r}")

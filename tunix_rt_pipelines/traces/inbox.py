@@ -106,9 +106,9 @@ def scan(
     re-hash after the cursor was lost). A name that is not a partition key (``my data.jsonl``)
     is renamed to one and handled under it on a later scan. Names in ``busy`` (a run of theirs
     is in progress, e.g. the CLI's, which may not have opened its batch yet) wait, unhashed, for
-    a later scan. A file that cannot be read or
-    renamed is reported in ``problems`` and tried again next time; the others go on. Files
-    past ``max_hash_bytes`` of hashing wait for the next scan.
+    a later scan. A file that cannot be read or renamed is reported in ``problems`` and tried
+    again next time; the others go on. Files past ``max_hash_bytes`` of hashing wait for the
+    next scan.
     """
     now = time.time() if now is None else now
     result = InboxScan()
