@@ -21,7 +21,7 @@ from tunix_rt_pipelines.traces.schema import ReasoningTrace
 from tunix_rt_pipelines.traces.rows import (
     PreparedChunk,
     RejectRow,
-    encode_copy_line,
+    hash_and_copy_line,
     sqlite_row,
     sqlite_timestamp,
     utcnow,
@@ -78,22 +78,31 @@ def _prepare(
     now = utcnow()
     # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
     candidates: dict[str, tuple[int, int, str]] = {}
-    new: list[tuple[str, ReasoningTrace]] = []
     chunk_dups = 0
+    if dialect == "postgresql":
+        created = now.isoformat()
+        lines: list[str] = []
+        for position, line, trace in accepted:
+            h, copy_line = hash_and_copy_line(trace, batch_id, created)  # the hash comes with the row
+            if h in candidates:
+                chunk_dups += 1
+            else:
+                candidates[h] = (position, line, trace.id)
+                lines.append(copy_line)
+        chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
+        chunk.copy_payload = "".join(lines).encode()
+        return chunk
+    stamp = sqlite_timestamp(now)
+    rows: list[tuple] = []
     for position, line, trace in accepted:
         h = trace.content_hash
         if h in candidates:
             chunk_dups += 1
         else:
             candidates[h] = (position, line, trace.id)
-            new.append((h, trace))
+            rows.append(sqlite_row(h, trace, batch_id, stamp))
     chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
-    if dialect == "postgresql":
-        created = now.isoformat()
-        chunk.copy_payload = "".join([encode_copy_line(h, t, batch_id, created) for h, t in new]).encode()
-    else:
-        stamp = sqlite_timestamp(now)
-        chunk.rows = [sqlite_row(h, t, batch_id, stamp) for h, t in new]
+    chunk.rows = rows
     return chunk
 
 

@@ -8,6 +8,7 @@ module, and a fork server that imported SQLAlchemy took 0.2 s longer to start it
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from functools import cache
 
 from tunix_rt_pipelines.traces.parse import Rejection
 from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
-from tunix_rt_pipelines.traces.schema import ReasoningTrace, json_string_list
+from tunix_rt_pipelines.traces.schema import ReasoningTrace, json_quote, json_string_list
 
 
 def utcnow() -> datetime:
@@ -127,4 +128,34 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
         f"{_esc(t.final_answer)}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
         f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t"
         f"{_n_chars(t)}\t{batch_id}\t{created_iso}\n"
+    )
+
+
+def hash_and_copy_line(t: ReasoningTrace, batch_id: str, created_iso: str) -> tuple[str, str]:
+    """``(t.content_hash, encode_copy_line(t.content_hash, t, ...))``, sharing their work.
+
+    Both quote the texts as JSON: the hash over ``[prompt, [steps...], final_answer]`` with
+    whitespace runs collapsed, the row for its ``steps`` column. When no text has whitespace to
+    collapse and none holds a character that JSON or COPY escapes, the hashed JSON is built
+    once, straight from the texts, and the texts go into the row as they are. The JSON says so
+    itself, with five scans and no call per text: no backslash means no text holds a quote, a
+    backslash or a control character (JSON escapes each with one); then every quote delimits a
+    text, so a space beside one is a text's first or last character; ``isprintable`` rules out
+    every other whitespace character. Otherwise both are built by their definitions. A test
+    checks the pair against them for every whitespace and escaped character.
+    """
+    prompt, steps, answer = t.prompt, t.steps, t.final_answer
+    steps_json = f"[{','.join(map(json_quote, steps))}]"
+    canonical = f"[{json_quote(prompt)},{steps_json},{json_quote(answer)}]"
+    if ("\\" in canonical or "  " in canonical or '" ' in canonical or ' "' in canonical
+            or not canonical.isprintable()):
+        h = t.content_hash
+        return h, encode_copy_line(h, t, batch_id, created_iso)
+    h = hashlib.sha256(canonical.encode()).hexdigest()
+    m = t.metadata
+    return h, (
+        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{prompt}\t{steps_json}\t"
+        f"{answer}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
+        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(steps)}\t"
+        f"{len(prompt) + sum(map(len, steps)) + len(answer)}\t{batch_id}\t{created_iso}\n"
     )

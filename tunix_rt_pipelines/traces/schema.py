@@ -137,16 +137,16 @@ class ReasoningTrace(BaseModel):
         return content_hash(self.prompt, self.steps, self.final_answer)
 
 
-# json's C string quoter: ``_quote(s)`` is exactly how ``json.dumps(s, ensure_ascii=False)`` writes
+# json's C string quoter: ``json_quote(s)`` is exactly how ``json.dumps(s, ensure_ascii=False)`` writes
 # a string. Composing it by hand gives the bytes of ``json.dumps(..., ensure_ascii=False,
 # separators=(",", ":"))`` for strings and lists of strings at a third of the cost (the encoder's
 # per-call setup dominates for short values); a test pins the equality.
-_quote = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring
+json_quote = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring
 
 
 def json_string_list(items: list[str]) -> str:
     """``json.dumps(items, ensure_ascii=False, separators=(",", ":"))`` for a list of strings."""
-    return f"[{','.join(map(_quote, items))}]"
+    return f"[{','.join(map(json_quote, items))}]"
 
 
 def collapse_whitespace(text: str) -> str:
@@ -169,8 +169,8 @@ def content_hash(prompt: str, steps: list[str], final_answer: str) -> str:
     escaping): stored hashes are identities, so this form must never change.
     """
     canonical = (
-        f"[{_quote(collapse_whitespace(prompt))},{json_string_list([collapse_whitespace(s) for s in steps])},"
-        f"{_quote(collapse_whitespace(final_answer))}]"
+        f"[{json_quote(collapse_whitespace(prompt))},{json_string_list([collapse_whitespace(s) for s in steps])},"
+        f"{json_quote(collapse_whitespace(final_answer))}]"
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
