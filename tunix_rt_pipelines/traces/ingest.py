@@ -19,6 +19,7 @@ in one thread, which still overlaps the database (the driver releases the GIL wh
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -104,8 +105,10 @@ def ingest_file(
     """
     _check_chunk_size(chunk_size)
     name = file_name or path.name
-    sha = file_sha256(path)
     size = path.stat().st_size
+    if (workers is None and size >= PROCESS_MIN_BYTES) or (workers or 1) > 1:
+        _start_fork_server()  # its imports (0.1 s) overlap hashing the file and opening the batch
+    sha = file_sha256(path)
     layout = detect_layout(path)
     batch = store.open_batch(name, sha, size, run_id, on_wait=on_wait)
     # From here on every failure ends in ``_ingest``'s handler, which lets go of the batch.
@@ -150,19 +153,30 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _executor(workers: int) -> Executor:
-    if workers <= 1:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare")
-    # A fork server, not a fork of this process: ingestion runs inside Dagster's run process,
-    # whose other threads may hold locks at the moment of a fork. The server imports the
-    # preparing code once; each worker is forked from it. Python 3.11's server does not take the
-    # parent's sys.path: it imports from the current directory first, then PYTHONPATH and site.
+def _start_fork_server() -> multiprocessing.context.BaseContext:
+    """The context whose fork server makes the worker processes; the server is started if it is not running.
+
+    A fork server, not a fork of this process: ingestion runs inside Dagster's run process, whose
+    other threads may hold locks at the moment of a fork. The server imports the preparing code
+    once and lives as long as this process; each worker is forked from it. Python 3.11's server
+    does not take the parent's sys.path: it imports from the current directory first, then
+    PYTHONPATH and site.
+    """
     context = multiprocessing.get_context("forkserver")
     # Everything a worker is sent (the initializer, the preparing functions) lives in that module:
     # a function from another module would make every worker import it (``ingest`` pulls in
     # SQLAlchemy and Alembic: 0.2 s more before the first chunk, and 0.18 s more to exit).
     context.set_forkserver_preload(["tunix_rt_pipelines.traces.prepare"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker, initargs=(os.getpid(),))
+    multiprocessing.forkserver.ensure_running()  # returns at once; the server imports on its own
+    return context
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare")
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=_start_fork_server(), initializer=init_worker, initargs=(os.getpid(),)
+    )
 
 
 def _ingest(
@@ -178,8 +192,9 @@ def _ingest(
     resumed = batch.resumed
     reasons: Counter = Counter()
     # Chunks are written in submission order, so the batch's resume point only moves forward.
-    # ``workers`` chunks are prepared ahead of the one being written: every worker stays busy,
-    # and memory holds a bounded number of chunks whatever the file's size.
+    # Two chunks per worker are prepared ahead of the one being written: a worker that finishes
+    # early starts on its next chunk instead of waiting for this thread's commit, and memory
+    # holds a bounded number of chunks whatever the file's size.
     executor: Executor | None = None
     in_flight: deque[tuple[Future, object]] = deque()
 
@@ -196,7 +211,7 @@ def _ingest(
         executor = _executor(workers)
         for items in chunks:
             in_flight.append((executor.submit(prepare, items), items))
-            if len(in_flight) > workers:
+            if len(in_flight) > 2 * workers:
                 write_next()
         while in_flight:
             write_next()

@@ -232,67 +232,72 @@ class TraceStore:
         The chunk's candidates passed validation; the database decides which are new.
         Updates ``batch`` in place only after the commit succeeded.
         """
+        try:
+            try:
+                result = self._commit_chunk(batch, chunk, copy_straight=self.dialect == "postgresql")
+            except _CopyRefused:  # that transaction is rolled back, nothing of it kept: the careful way
+                result = self._commit_chunk(batch, chunk, copy_straight=False)
+        except (sa.exc.SQLAlchemyError, self._driver_error) as e:  # COPY and executemany use the driver's cursor
+            cause = getattr(e, "orig", None) or e
+            raise StoreError(
+                f"database write failed for {batch.file_name} (lines {batch.next_line}–{chunk.next_line - 1}); "
+                f"stored up to line {batch.next_line - 1}, nothing of this chunk was kept; "
+                f"re-run to resume: {type(cause).__name__}: {str(cause).strip().splitlines()[0]}"
+            ) from e
+        batch.byte_offset, batch.next_line = chunk.end_offset, chunk.next_line
+        batch.n_read += chunk.n_read
+        batch.n_accepted += result.accepted
+        batch.n_duplicate += result.duplicate
+        batch.n_rejected += result.rejected
+        return result
+
+    def _commit_chunk(self, batch: Batch, chunk: PreparedChunk, *, copy_straight: bool) -> ChunkResult:
+        """``write_chunk``'s transaction. ``copy_straight``: PostgreSQL's first try (``_copy_insert_traces``)."""
         now = chunk.created_at
-        n_read, end_offset, next_line = chunk.n_read, chunk.end_offset, chunk.next_line
         result = ChunkResult()
         reject_rows = [self._reject_row(batch, r, now) for r in chunk.rejected]
         for r in chunk.rejected:
             result.reasons[r.rejection.reason] += 1
         seen = chunk.candidates
-        chunk_dups = chunk.chunk_duplicates
-
-        try:
-            with self.engine.begin() as conn:
-                inserted = self._insert_traces(conn, chunk, batch.id) if seen else set()
-                not_inserted = [h for h in seen if h not in inserted]
-                existing = self._existing_hashes(conn, not_inserted)
-                for h in not_inserted:
-                    if h in existing:
-                        result.duplicate += 1
-                        continue
-                    position, line, trace_id = seen[h]
-                    raw = chunk.raw_record(position)
-                    owner = conn.execute(
-                        sa.select(traces.c.content_hash).where(traces.c.trace_id == trace_id)
-                    ).scalar()
-                    rej = Rejection(
-                        "id_conflict", "id",
-                        f"id {trace_id!r} is already stored for different content (content_hash {str(owner)[:12]}…)",
-                    )
-                    reject_rows.append(self._reject_row(batch, RejectRow(line, rej, raw, len(raw)), now))
-                    result.reasons["id_conflict"] += 1
-                result.accepted = len(inserted)
-                result.duplicate += chunk_dups
-                result.rejected = len(reject_rows)
-                if reject_rows:
-                    self._insert_rejects(conn, reject_rows)
-                held = conn.execute(
-                    ingest_batches.update()
-                    .where(self._held(batch))
-                    .values(
-                        byte_offset=end_offset,
-                        next_line=next_line,
-                        n_read=ingest_batches.c.n_read + n_read,
-                        n_accepted=ingest_batches.c.n_accepted + result.accepted,
-                        n_duplicate=ingest_batches.c.n_duplicate + result.duplicate,
-                        n_rejected=ingest_batches.c.n_rejected + result.rejected,
-                        updated_at=now,
-                    )
-                ).rowcount
-                if held != 1:  # raising rolls the chunk back
-                    raise _taken_over(batch)
-        except (sa.exc.SQLAlchemyError, self._driver_error) as e:  # COPY and executemany use the driver's cursor
-            cause = getattr(e, "orig", None) or e
-            raise StoreError(
-                f"database write failed for {batch.file_name} (lines {batch.next_line}–{next_line - 1}); "
-                f"stored up to line {batch.next_line - 1}, nothing of this chunk was kept; "
-                f"re-run to resume: {type(cause).__name__}: {str(cause).strip().splitlines()[0]}"
-            ) from e
-        batch.byte_offset, batch.next_line = end_offset, next_line
-        batch.n_read += n_read
-        batch.n_accepted += result.accepted
-        batch.n_duplicate += result.duplicate
-        batch.n_rejected += result.rejected
+        with self.engine.begin() as conn:
+            inserted = self._insert_traces(conn, chunk, batch.id, copy_straight) if seen else set()
+            not_inserted = [h for h in seen if h not in inserted]
+            existing = self._existing_hashes(conn, not_inserted)
+            for h in not_inserted:
+                if h in existing:
+                    result.duplicate += 1
+                    continue
+                position, line, trace_id = seen[h]
+                raw = chunk.raw_record(position)
+                owner = conn.execute(
+                    sa.select(traces.c.content_hash).where(traces.c.trace_id == trace_id)
+                ).scalar()
+                rej = Rejection(
+                    "id_conflict", "id",
+                    f"id {trace_id!r} is already stored for different content (content_hash {str(owner)[:12]}…)",
+                )
+                reject_rows.append(self._reject_row(batch, RejectRow(line, rej, raw, len(raw)), now))
+                result.reasons["id_conflict"] += 1
+            result.accepted = len(inserted)
+            result.duplicate += chunk.chunk_duplicates
+            result.rejected = len(reject_rows)
+            if reject_rows:
+                self._insert_rejects(conn, reject_rows)
+            held = conn.execute(
+                ingest_batches.update()
+                .where(self._held(batch))
+                .values(
+                    byte_offset=chunk.end_offset,
+                    next_line=chunk.next_line,
+                    n_read=ingest_batches.c.n_read + chunk.n_read,
+                    n_accepted=ingest_batches.c.n_accepted + result.accepted,
+                    n_duplicate=ingest_batches.c.n_duplicate + result.duplicate,
+                    n_rejected=ingest_batches.c.n_rejected + result.rejected,
+                    updated_at=now,
+                )
+            ).rowcount
+            if held != 1:  # raising rolls the chunk back
+                raise _taken_over(batch)
         return result
 
     @staticmethod
@@ -310,9 +315,9 @@ class TraceStore:
             "created_at": now,
         }
 
-    def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk, batch_id: str) -> set[str]:
+    def _insert_traces(self, conn: sa.Connection, chunk: PreparedChunk, batch_id: str, copy_straight: bool) -> set[str]:
         if self.dialect == "postgresql":
-            return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_payload)
+            return _copy_insert_traces(conn, list(chunk.candidates), chunk.copy_payload, copy_straight=copy_straight)
         return self._sqlite_insert_traces(conn, list(chunk.candidates), chunk.rows, batch_id)
 
     def _sqlite_insert_traces(
@@ -441,21 +446,35 @@ _SQLITE_INSERT = (
 
 # -- PostgreSQL COPY path -------------------------------------------------------------------
 
-def _copy_insert_traces(conn: sa.Connection, hashes: list[str], payload: bytes) -> set[str]:
+class _CopyRefused(Exception):
+    """A unique constraint refused a row of a straight ``COPY``; its transaction must be rolled back."""
+
+
+def _copy_insert_traces(conn: sa.Connection, hashes: list[str], payload: bytes, *, copy_straight: bool) -> set[str]:
     """Insert the traces that are new (row ``i`` of ``payload`` encodes ``hashes[i]``); returns their hashes.
 
-    Up to three tries, cheapest first, each ``COPY`` inside a savepoint:
+    Up to three tries, cheapest first:
 
-    1. the whole chunk straight into ``traces``: the traces of a new file are new, and then
-       this is all the database does;
-    2. when that fails on a unique constraint, the chunk without the hashes already stored
-       (one indexed ``= ANY`` query), if any were (a re-ingest, or a concurrent ingest);
+    1. ``copy_straight``: the whole chunk straight into ``traces``, as the transaction's first
+       statement. The traces of a new file are new, and then this is all the database does.
+       No savepoint: rows written under one cost the server 20% more time each (15.2 against
+       12.6 µs, measured with 100 chunks of 2,000 rows). When a unique constraint refuses a
+       row, the transaction is lost: this raises ``_CopyRefused``, and ``write_chunk`` runs the
+       chunk again, in a new transaction, from 2;
+    2. the chunk without the hashes already stored (one indexed ``= ANY`` query), if any were
+       (a re-ingest, or a concurrent ingest), in a savepoint;
     3. when that fails too, or no hash was stored (so an id is reused for other content, or
        another ingest won a race), through a staging table, letting the database decide row
        by row (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
     """
+    import psycopg2.errors
+
     dbapi = conn.connection.driver_connection
-    if _copy_in_savepoint(conn, payload):
+    if copy_straight:
+        try:
+            _copy(dbapi, "traces", payload)
+        except psycopg2.errors.UniqueViolation as e:
+            raise _CopyRefused from e
         return set(hashes)
     # COPY's text format escapes a newline inside a value, so every newline ends a row.
     lines = payload.split(b"\n")[:-1]
