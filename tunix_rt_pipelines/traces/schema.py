@@ -50,15 +50,6 @@ MAX_TAGS = 32
 ID_PATTERN = r"^[A-Za-z0-9._:/-]+$"
 
 
-def normalize_text(text: str) -> str:
-    """NFC, LF line ends, no surrounding whitespace. Cheap when the text is already NFC."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    return text.strip()
-
-
 # PostgreSQL's text cannot hold U+0000: a trace that SQLite would store would fail the PostgreSQL
 # COPY of its whole chunk, on every re-run. Rejected the same on both backends, in every text. The
 # validators below test for it inline: a call per text cost 4% of validating a trace.
@@ -80,7 +71,13 @@ def text_type(max_chars: int) -> object:
     """
 
     def validate(text: str) -> str:
-        text = normalize_text(text)
+        # Normalise: LF line ends, NFC (cheap to confirm for a text that already is), no
+        # surrounding whitespace. Inline, not a function of its own: a call per text costs.
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        text = text.strip()
         if not text:
             raise ValueError("must not be empty or only whitespace")
         if "\x00" in text:  # before the length, as when these were separate validators
