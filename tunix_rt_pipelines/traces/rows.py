@@ -140,15 +140,17 @@ def hash_and_copy_line(t: ReasoningTrace, batch_id: str, created_iso: str) -> tu
     once, straight from the texts, and the texts go into the row as they are. The JSON says so
     itself, with five scans and no call per text: no backslash means no text holds a quote, a
     backslash or a control character (JSON escapes each with one); then every quote delimits a
-    text, so a space beside one is a text's first or last character; ``isprintable`` rules out
-    every other whitespace character. Otherwise both are built by their definitions. A test
-    checks the pair against them for every whitespace and escaped character.
+    text, so a space beside one is a text's first or last character; every other ASCII
+    whitespace character is a control character, and ``isprintable`` rules out the others
+    (``isascii`` answers at once; ``isprintable`` reads every character). Otherwise both are
+    built by their definitions. A test checks the pair against them for every whitespace and
+    escaped character.
     """
     prompt, steps, answer = t.prompt, t.steps, t.final_answer
     steps_json = f"[{','.join(map(json_quote, steps))}]"
     canonical = f"[{json_quote(prompt)},{steps_json},{json_quote(answer)}]"
     if ("\\" in canonical or "  " in canonical or '" ' in canonical or ' "' in canonical
-            or not canonical.isprintable()):
+            or not (canonical.isascii() or canonical.isprintable())):
         h = t.content_hash
         return h, encode_copy_line(h, t, batch_id, created_iso)
     h = hashlib.sha256(canonical.encode()).hexdigest()
