@@ -40,10 +40,15 @@ _validate_json = ReasoningTrace.__pydantic_validator__.validate_json
 def parse_record(record: RawRecord) -> ReasoningTrace | Rejection:
     if record.problem is not None:
         return Rejection(record.problem, "<record>", record.detail)
+    return parse_bytes(record.data)
+
+
+def parse_bytes(data: bytes) -> ReasoningTrace | Rejection:
+    """A record's bytes (one JSON text) as a trace, or why not."""
     try:
-        return _validate_json(record.data)
+        return _validate_json(data)
     except ValidationError as fast_error:
-        return _diagnose(record.data, fast_error)
+        return _diagnose(data, fast_error)
 
 
 def _diagnose(data: bytes, fast_error: ValidationError) -> ReasoningTrace | Rejection:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from tunix_rt_pipelines.traces.holder import pid_alive
-from tunix_rt_pipelines.traces.parse import Rejection, parse_record
+from tunix_rt_pipelines.traces.parse import Rejection, parse_bytes, parse_record
 from tunix_rt_pipelines.traces.reader import LineRange, RawRecord
 from tunix_rt_pipelines.traces.schema import ReasoningTrace
 from tunix_rt_pipelines.traces.rows import (
@@ -30,8 +30,20 @@ from tunix_rt_pipelines.traces.rows import (
 
 def prepare_lines(lines: LineRange, *, dialect: str, batch_id: str) -> PreparedChunk:
     """A range of JSON Lines, read here: in a worker process, the ingesting process only counts lines."""
-    return _prepare_read(lines.records(), dialect=dialect, batch_id=batch_id,
-                         end_offset=lines.end_offset, next_line=lines.end_line)
+    plain = lines.plain_lines()
+    if plain is None:  # something for the reader's rules to remove or reject
+        return _prepare_read(lines.records(), dialect=dialect, batch_id=batch_id,
+                             end_offset=lines.end_offset, next_line=lines.end_line)
+    accepted: list[tuple[int, int, ReasoningTrace]] = []
+    rejected: list[RejectRow] = []
+    for position, data in enumerate(plain):  # line first_line + position is record ``position``
+        parsed = parse_bytes(data)
+        if isinstance(parsed, Rejection):
+            rejected.append(RejectRow(lines.first_line + position, parsed, data, len(data)))
+        else:
+            accepted.append((position, lines.first_line + position, parsed))
+    return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(plain),
+                    end_offset=lines.end_offset, next_line=lines.end_line)
 
 
 def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str) -> PreparedChunk:

@@ -33,6 +33,8 @@ from typing import NamedTuple
 BOM = b"\xef\xbb\xbf"
 KEEP_BYTES = 64 * 1024  # how much of a rejected record is stored verbatim
 _READ_CHUNK = 1 << 20
+_BULK_BYTES = 8 << 20  # a line range up to this size may be read at once (``LineRange.plain_lines``)
+_ASCII_SPACE = frozenset(b" \t\n\r\x0b\x0c")
 
 
 class RawRecord(NamedTuple):
@@ -63,6 +65,30 @@ class LineRange(NamedTuple):
         return list(
             _iter_jsonl(Path(self.path), self.max_record_bytes, self.start_offset, self.first_line, self.end_offset)
         )
+
+    def plain_lines(self) -> list[bytes] | None:
+        """The bytes of the range's records when every line is one, as it is in most files: line
+        ``first_line + i`` is record ``i``, and ``records()`` would find nothing to remove or reject.
+
+        That is a range of at most ``_BULK_BYTES`` whose lines each end with a newline, none over
+        the record limit, none blank, with no carriage return and no BOM. Otherwise None: read
+        ``records()``, which applies every rule line by line. A worker reads its chunk here, in
+        one read: the rules, line by line, were a tenth of preparing a chunk.
+        """
+        size = self.end_offset - self.start_offset
+        if size > _BULK_BYTES:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(self.start_offset)
+            buf = f.read(size)
+        if len(buf) != size or not buf.endswith(b"\n") or b"\r" in buf or (self.first_line == 1 and buf.startswith(BOM)):
+            return None
+        lines = buf.split(b"\n")
+        lines.pop()  # the empty piece after the last newline
+        # A blank line (whitespace only, as bytes.strip sees it) is empty or starts with whitespace.
+        if max(map(len, lines)) > self.max_record_bytes or any(not ln or ln[0] in _ASCII_SPACE for ln in lines):
+            return None
+        return lines
 
 
 def detect_layout(path: Path) -> str:

@@ -1,4 +1,5 @@
 import json
+import random
 import tracemalloc
 
 import pytest
@@ -166,3 +167,24 @@ def test_too_large_record_size_excludes_its_line_end(tmp_path):
         path.write_bytes(body + end)
         (rec,) = records(path, limit=100)
         assert (rec.problem, rec.size) == ("too_large", len(body))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_lines_are_the_records_whenever_a_range_has_them(tmp_path, seed):
+    # Lines of every awkward kind around a 20-byte limit: a BOM, CRs, blank and whitespace-led
+    # lines, lines at, one over and two over the limit, a last line without its newline.
+    r = random.Random(seed)
+    kinds = [b"", b"  ", b"\tx", b"\x0bx", b"{}", b'"' + b"x" * 18 + b'"', b"x" * 21, b"x" * 22, b'{"a": 1}', b"{"]
+    plain_seen = 0
+    for _ in range(400):
+        body = b"\n".join(r.choice(kinds) + r.choice([b"", b"", b"", b"\r"]) for _ in range(r.randint(1, 8)))
+        path = tmp_path / "a.jsonl"
+        path.write_bytes(r.choice([b"", b"", b"\xef\xbb\xbf"]) + body + r.choice([b"\n", b"\n", b""]))
+        for rg in iter_line_ranges(path, lines=r.choice([1, 2, 8]), max_record_bytes=20):
+            plain, recs = rg.plain_lines(), rg.records()
+            if plain is not None:
+                plain_seen += 1
+                assert [(rec.line, rec.data, rec.problem) for rec in recs] == [
+                    (rg.first_line + i, data, None) for i, data in enumerate(plain)
+                ]
+    assert plain_seen > 100  # the fast reading was exercised, not only refused
