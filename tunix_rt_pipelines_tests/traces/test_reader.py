@@ -4,6 +4,7 @@ import tracemalloc
 
 import pytest
 
+from tunix_rt_pipelines.traces import reader
 from tunix_rt_pipelines.traces.reader import iter_line_ranges, iter_records
 from tunix_rt_pipelines_tests.conftest import trace_dict, write_jsonl
 
@@ -188,3 +189,20 @@ def test_plain_lines_are_the_records_whenever_a_range_has_them(tmp_path, seed):
                     (rg.first_line + i, data, None) for i, data in enumerate(plain)
                 ]
     assert plain_seen > 100  # the fast reading was exercised, not only refused
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_line_ranges_cut_after_every_nth_newline(tmp_path, seed, monkeypatch):
+    monkeypatch.setattr(reader, "_READ_CHUNK", 64 << 10)  # many reads, and ranges across them
+    r = random.Random(seed)
+    data = b"".join(b"x" * r.choice([0, 1, 40, 3000, 9000, 70_000]) + b"\n" for _ in range(400))
+    for tail in (b"", b"last line without a newline"):
+        path = tmp_path / "a.jsonl"
+        path.write_bytes(data + tail)
+        ends = [i + 1 for i, byte in enumerate(data) if byte == 10]  # offset just past each newline
+        for n in (1, 2, 7, 64, 1000):
+            ranges = list(iter_line_ranges(path, lines=n, max_record_bytes=LIMIT))
+            want = [(0 if i == 0 else ends[i - 1], ends[i + n - 1]) for i in range(0, len(ends) - n + 1, n)]
+            assert [(rg.start_offset, rg.end_offset) for rg in ranges[: len(want)]] == want
+            assert ranges[-1].end_offset == path.stat().st_size and ranges[-1].end_line == 401 + bool(tail)
+            assert all(rg.end_line == rg.first_line + n for rg in ranges[: len(want)])
