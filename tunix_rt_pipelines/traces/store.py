@@ -283,19 +283,11 @@ class TraceStore:
             result.rejected = len(reject_rows)
             if reject_rows:
                 self._insert_rejects(conn, reject_rows)
-            held = conn.execute(
-                ingest_batches.update()
-                .where(self._held(batch))
-                .values(
-                    byte_offset=chunk.end_offset,
-                    next_line=chunk.next_line,
-                    n_read=ingest_batches.c.n_read + chunk.n_read,
-                    n_accepted=ingest_batches.c.n_accepted + result.accepted,
-                    n_duplicate=ingest_batches.c.n_duplicate + result.duplicate,
-                    n_rejected=ingest_batches.c.n_rejected + result.rejected,
-                    updated_at=now,
-                )
-            ).rowcount
+            held = conn.execute(_ADVANCE_BATCH, {
+                "batch_id": batch.id, "held_by": batch.holder, "offset": chunk.end_offset,
+                "line": chunk.next_line, "read": chunk.n_read, "accepted": result.accepted,
+                "duplicate": result.duplicate, "rejected": result.rejected, "now": now,
+            }).rowcount
             if held != 1:  # raising rolls the chunk back
                 raise _taken_over(batch)
         return result
@@ -445,6 +437,27 @@ _SQLITE_INSERT = (
 )
 
 # -- PostgreSQL COPY path -------------------------------------------------------------------
+
+# A committed chunk's update of its batch, built once: built per chunk, the statement took 0.3 ms
+# more of this process's CPU (0.5 ms a transaction, more than sending the chunk's COPY). Fenced
+# as ``_held`` is.
+_ADVANCE_BATCH = (
+    ingest_batches.update()
+    .where(
+        ingest_batches.c.id == sa.bindparam("batch_id"),
+        ingest_batches.c.holder.is_not_distinct_from(sa.bindparam("held_by")),
+    )
+    .values(
+        byte_offset=sa.bindparam("offset"),
+        next_line=sa.bindparam("line"),
+        n_read=ingest_batches.c.n_read + sa.bindparam("read"),
+        n_accepted=ingest_batches.c.n_accepted + sa.bindparam("accepted"),
+        n_duplicate=ingest_batches.c.n_duplicate + sa.bindparam("duplicate"),
+        n_rejected=ingest_batches.c.n_rejected + sa.bindparam("rejected"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
 
 class _CopyRefused(Exception):
     """A unique constraint refused a row of a straight ``COPY``; its transaction must be rolled back."""
