@@ -177,7 +177,7 @@ def default_workers() -> int:
 
     The CPU left over is for this process, which writes every chunk (and, on SQLite, is the
     database), and for a PostgreSQL server on the same machine. On 2 CPUs one worker ingested
-    200k traces 5% faster into a local PostgreSQL than two, with 1.5 µs less CPU per trace
+    200k traces 5% faster into a local PostgreSQL than two, with 2 µs less CPU per trace
     (three busy processes on two CPUs slowed one another), and as fast into SQLite with 40 MB
     less memory. A thread of this process would take the GIL from the writing.
     """

@@ -148,8 +148,8 @@ def iter_line_ranges(
 def _nth_newline(buf: bytes, start: int, n: int) -> int:
     """Index of the ``n``-th newline (``n`` >= 1) of ``buf[start:]``, which has at least ``n``.
 
-    Halving the span by counting, then a few finds: a find per line, in Python, was a third of
-    the ingesting process's CPU time.
+    Halving the span by counting, then a few finds: a find per line, in Python, cost the
+    ingesting process 0.2 µs per line.
     """
     lo, hi = start, len(buf)  # the n-th newline from lo is in buf[lo:hi]
     while hi - lo > 4096:
