@@ -11,9 +11,9 @@ One pipeline: this thread cuts the file into chunks and hands them to an executo
 them (:mod:`.prepare`: read, parse, validate, hash, encode), then writes the prepared chunks to
 the database in file order, one transaction each. A JSON Lines chunk is a range of lines, found
 by counting newlines, that the executor reads itself; a JSON array's chunk is its records, read
-here. While the database stores chunk k, the executor prepares the chunks after it. Preparing costs more CPU than the database's work, so a
-large file is prepared in worker processes on every usable CPU; anything smaller is prepared
-in one thread, which still overlaps the database (the driver releases the GIL while it waits).
+here. While the database stores chunk k, the executor prepares the chunks after it. A large file
+is prepared in worker processes (``default_workers``); anything smaller is prepared in one
+thread, which still overlaps the database (the driver releases the GIL while it waits).
 """
 
 from __future__ import annotations

@@ -32,39 +32,32 @@ def prepare_lines(lines: LineRange, *, dialect: str, batch_id: str) -> PreparedC
     """A range of JSON Lines, read here: in a worker process, the ingesting process only counts lines."""
     plain = lines.plain_lines()
     if plain is None:  # something for the reader's rules to remove or reject
-        return _prepare_read(lines.records(), dialect=dialect, batch_id=batch_id,
-                             end_offset=lines.end_offset, next_line=lines.end_line)
-    accepted: list[tuple[int, int, ReasoningTrace]] = []
-    rejected: list[RejectRow] = []
-    for position, data in enumerate(plain):  # line first_line + position is record ``position``
-        parsed = parse_bytes(data)
-        if isinstance(parsed, Rejection):
-            rejected.append(RejectRow(lines.first_line + position, parsed, data, len(data)))
-        else:
-            accepted.append((position, lines.first_line + position, parsed))
-    return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(plain),
-                    end_offset=lines.end_offset, next_line=lines.end_line)
+        parsed = [(r.line, r.data, r.size, parse_record(r)) for r in lines.records()]
+    else:  # line first_line + i is record i
+        parsed = [(lines.first_line + i, data, len(data), parse_bytes(data)) for i, data in enumerate(plain)]
+    return _prepare_parsed(parsed, dialect=dialect, batch_id=batch_id,
+                           end_offset=lines.end_offset, next_line=lines.end_line)
 
 
 def prepare_records(records: Sequence[RawRecord], *, dialect: str, batch_id: str) -> PreparedChunk:
     """A chunk of raw records (non-empty, in file order) as ``TraceStore.write_chunk`` takes it."""
     last = records[-1]
-    return _prepare_read(records, dialect=dialect, batch_id=batch_id,
-                         end_offset=last.end_offset, next_line=last.line + 1)
+    return _prepare_parsed([(r.line, r.data, r.size, parse_record(r)) for r in records], dialect=dialect,
+                           batch_id=batch_id, end_offset=last.end_offset, next_line=last.line + 1)
 
 
-def _prepare_read(
-    records: Sequence[RawRecord], *, dialect: str, batch_id: str, end_offset: int, next_line: int
+def _prepare_parsed(
+    parsed: list[tuple[int, bytes, int, ReasoningTrace | Rejection]],  # (line, raw bytes, size, parse result)
+    *, dialect: str, batch_id: str, end_offset: int, next_line: int,
 ) -> PreparedChunk:
     accepted: list[tuple[int, int, ReasoningTrace]] = []
     rejected: list[RejectRow] = []
-    for position, record in enumerate(records):
-        parsed = parse_record(record)
-        if isinstance(parsed, Rejection):
-            rejected.append(RejectRow(record.line, parsed, record.data, record.size))
+    for position, (line, data, size, result) in enumerate(parsed):
+        if isinstance(result, Rejection):
+            rejected.append(RejectRow(line, result, data, size))
         else:
-            accepted.append((position, record.line, parsed))
-    return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(records),
+            accepted.append((position, line, result))
+    return _prepare(accepted, rejected, dialect=dialect, batch_id=batch_id, n_read=len(parsed),
                     end_offset=end_offset, next_line=next_line)
 
 
