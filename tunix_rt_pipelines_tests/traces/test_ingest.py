@@ -324,6 +324,17 @@ def test_chunk_size_below_one_is_refused_before_a_batch_opens(store, tmp_path):
     assert store.stats()["batches"] == {}
 
 
+def test_negative_workers_are_refused_before_a_batch_opens(store, tmp_path):
+    with pytest.raises(ValueError, match="workers must be 0"):
+        ingest_file(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]), workers=-1)
+    assert store.stats()["batches"] == {}
+
+
+def test_one_worker_process_stores_what_a_thread_stores(store, tmp_path):
+    r = ingest(store, _mixed_file(tmp_path / "a.jsonl"), chunk_size=7, workers=1)
+    assert (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
+
+
 def test_lines_after_a_json_array_are_rejected_not_dropped(store, tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps([trace_dict(1)]) + "\n" + json.dumps(trace_dict(2)) + "\n")
