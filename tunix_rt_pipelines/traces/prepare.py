@@ -81,33 +81,34 @@ def _prepare(
     next_line: int,
 ) -> PreparedChunk:
     now = utcnow()
-    # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
-    candidates: dict[str, tuple[int, int, str]] = {}
-    chunk_dups = 0
     if dialect == "postgresql":
         created = now.isoformat()
-        lines: list[str] = []
-        for position, line, trace in accepted:
-            h, copy_line = hash_and_copy_line(trace, batch_id, created)  # the hash comes with the row
-            if h in candidates:
-                chunk_dups += 1
-            else:
-                candidates[h] = (position, line, trace.id)
-                lines.append(copy_line)
-        chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
-        chunk.copy_payload = "".join(lines).encode()
-        return chunk
-    stamp = sqlite_timestamp(now)
-    rows: list[tuple] = []
+
+        def hash_and_row(trace: ReasoningTrace) -> tuple[str, str]:
+            return hash_and_copy_line(trace, batch_id, created)  # the hash comes with the row
+    else:
+        stamp = sqlite_timestamp(now)
+
+        def hash_and_row(trace: ReasoningTrace) -> tuple[str, tuple]:
+            h = trace.content_hash
+            return h, sqlite_row(h, trace, batch_id, stamp)
+
+    # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
+    candidates: dict[str, tuple[int, int, str]] = {}
+    rows: list = []
+    chunk_dups = 0
     for position, line, trace in accepted:
-        h = trace.content_hash
+        h, row = hash_and_row(trace)
         if h in candidates:
             chunk_dups += 1
         else:
             candidates[h] = (position, line, trace.id)
-            rows.append(sqlite_row(h, trace, batch_id, stamp))
+            rows.append(row)
     chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
-    chunk.rows = rows
+    if dialect == "postgresql":
+        chunk.copy_payload = "".join(rows).encode()
+    else:
+        chunk.rows = rows
     return chunk
 
 
