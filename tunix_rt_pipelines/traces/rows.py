@@ -122,10 +122,16 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
     One f-string straight from the trace, lists of strings quoted by ``json_string_list``:
     encoding was the largest client-side cost of ingestion.
     """
+    return _copy_line(h, t, _esc(t.prompt), _esc(json_string_list(t.steps)), _esc(t.final_answer), batch_id, created_iso)
+
+
+def _copy_line(h: str, t: ReasoningTrace, prompt: str, steps_json: str, answer: str, batch_id: str,
+               created_iso: str) -> str:
+    """The COPY line of ``t`` whose prompt, steps (as JSON) and answer are given, already escaped."""
     m = t.metadata
     return (
-        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{_esc(t.prompt)}\t{_esc(json_string_list(t.steps))}\t"
-        f"{_esc(t.final_answer)}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
+        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{prompt}\t{steps_json}\t"
+        f"{answer}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
         f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t"
         f"{_n_chars(t)}\t{batch_id}\t{created_iso}\n"
     )
@@ -154,10 +160,4 @@ def hash_and_copy_line(t: ReasoningTrace, batch_id: str, created_iso: str) -> tu
         h = t.content_hash
         return h, encode_copy_line(h, t, batch_id, created_iso)
     h = hashlib.sha256(canonical.encode()).hexdigest()
-    m = t.metadata
-    return h, (
-        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{prompt}\t{steps_json}\t"
-        f"{answer}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
-        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(steps)}\t"
-        f"{len(prompt) + sum(map(len, steps)) + len(answer)}\t{batch_id}\t{created_iso}\n"
-    )
+    return h, _copy_line(h, t, prompt, steps_json, answer, batch_id, created_iso)
