@@ -12,6 +12,7 @@ import os
 import select
 import threading
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 
 from tunix_rt_pipelines.traces.holder import pid_alive
@@ -83,7 +84,11 @@ def _prepare(
             return h, sqlite_row(h, trace, batch_id, stamp)
 
     # Within the chunk, the first record with a hash is the candidate; later ones are duplicates.
-    candidates: dict[str, tuple[int, int, str]] = {}  # hash -> (position in the chunk, line, trace id)
+    seen: set[str] = set()
+    hashes: list[str] = []  # the candidates', in row order
+    positions: list[int] = []
+    line_numbers: list[int] = []
+    ids: list[str] = []
     rejected: list[RejectRow] = []
     rows: list = []
     chunk_dups = n_read = 0
@@ -93,12 +98,20 @@ def _prepare(
             rejected.append(RejectRow(line, result, data, size))
             continue
         h, row = hash_and_row(result)
-        if h in candidates:
+        if h in seen:
             chunk_dups += 1
         else:
-            candidates[h] = (position, line, result.id)
+            seen.add(h)
+            hashes.append(h)
             rows.append(row)
-    chunk = PreparedChunk(candidates, chunk_dups, rejected, now, n_read, end_offset, next_line)
+            positions.append(position)
+            line_numbers.append(line)
+            ids.append(result.id)
+    chunk = PreparedChunk(
+        "".join(hashes),
+        array("q", positions), array("q", line_numbers), "\n".join(ids),
+        chunk_dups, rejected, now, n_read, end_offset, next_line,
+    )
     if dialect == "postgresql":
         chunk.copy_payload = "".join(rows).encode()
     else:
