@@ -318,6 +318,23 @@ def test_failure_with_worker_processes_resumes_without_duplicates_or_loss(store,
     assert r.resumed and (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
 
 
+def test_a_failure_preparing_the_first_chunk_fails_the_batch_and_a_rerun_completes(store, tmp_path, monkeypatch):
+    from tunix_rt_pipelines.traces.reader import LineRange
+
+    def unreadable(self):
+        raise OSError("simulated read error")
+
+    # Patched in this process only: the first chunk is prepared here, the rest in a worker process.
+    path = _mixed_file(tmp_path / "a.jsonl")
+    monkeypatch.setattr(LineRange, "plain_lines", unreadable)
+    with pytest.raises(OSError, match="simulated read error"):
+        ingest_file(store, path, chunk_size=7, workers=1)
+    monkeypatch.undo()
+    assert store.stats()["batches"] == {"failed": 1}
+    r = ingest(store, path, chunk_size=7, workers=1)
+    assert r.resumed and (r.read, r.accepted, r.duplicate, r.rejected) == (65, 40, 10, 15)
+
+
 def test_chunk_size_below_one_is_refused_before_a_batch_opens(store, tmp_path):
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         ingest_file(store, write_jsonl(tmp_path / "a.jsonl", [trace_dict(1)]), chunk_size=0)
