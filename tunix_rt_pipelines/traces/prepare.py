@@ -74,8 +74,11 @@ def _prepare(
     if dialect == "postgresql":
         created = now.isoformat()
 
-        def hash_and_row(trace: ReasoningTrace) -> tuple[str, str]:
-            return hash_and_copy_line(trace, batch_id, created)  # the hash comes with the row
+        def hash_and_row(trace: ReasoningTrace) -> tuple[str, bytes]:
+            h, line = hash_and_copy_line(trace, batch_id, created)  # the hash comes with the row
+            # Encoded one by one, while in cache: a chunk's lines joined first made one string of
+            # 2 bytes a character (any text beyond Latin-1 widens all of it) to encode at the end.
+            return h, line.encode()
     else:
         stamp = sqlite_timestamp(now)
 
@@ -113,7 +116,7 @@ def _prepare(
         chunk_dups, rejected, now, n_read, end_offset, next_line,
     )
     if dialect == "postgresql":
-        chunk.copy_payload = "".join(rows).encode()
+        chunk.copy_payload = b"".join(rows)
     else:
         chunk.rows = rows
     return chunk

@@ -146,18 +146,25 @@ def encode_copy_line(h: str, t: ReasoningTrace, batch_id: str, created_iso: str)
     One f-string straight from the trace, lists of strings quoted by ``json_string_list``:
     encoding was the largest client-side cost of ingestion.
     """
-    return _copy_line(h, t, _esc(t.prompt), _esc(json_string_list(t.steps)), _esc(t.final_answer), batch_id, created_iso)
+    return _copy_line(h, t, _esc(t.prompt), _esc(json_string_list(t.steps)), _esc(t.final_answer), _n_chars(t),
+                      batch_id, created_iso)
 
 
-def _copy_line(h: str, t: ReasoningTrace, prompt: str, steps_json: str, answer: str, batch_id: str,
+def _copy_line(h: str, t: ReasoningTrace, prompt: str, steps_json: str, answer: str, n_chars: int, batch_id: str,
                created_iso: str) -> str:
-    """The COPY line of ``t`` whose prompt, steps (as JSON) and answer are given, already escaped."""
+    """The COPY line of ``t`` whose prompt, steps (as JSON) and answer are given, already escaped.
+
+    The id needs no escaping (``ID_PATTERN`` admits no character that COPY escapes); the labels
+    and tags are checked together, and rarely need it.
+    """
     m = t.metadata
+    source, category, tags = m.source, m.category, json_string_list(m.tags)
+    labels = source + category + tags
+    if "\\" in labels or "\n" in labels or "\t" in labels or "\r" in labels:
+        source, category, tags = _esc(source), _esc(category), _esc(tags)
     return (
-        f"{h}\t{_esc(t.id)}\t{t.schema_version}\t{prompt}\t{steps_json}\t"
-        f"{answer}\t{_esc(m.source)}\t{_esc(m.category)}\t{m.difficulty}\t"
-        f"{_esc(json_string_list(m.tags))}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t"
-        f"{_n_chars(t)}\t{batch_id}\t{created_iso}\n"
+        f"{h}\t{t.id}\t{t.schema_version}\t{prompt}\t{steps_json}\t{answer}\t{source}\t{category}\t{m.difficulty}\t"
+        f"{tags}\t{_esc(_json(m.extra)) if m.extra else '{}'}\t{len(t.steps)}\t{n_chars}\t{batch_id}\t{created_iso}\n"
     )
 
 
@@ -184,4 +191,7 @@ def hash_and_copy_line(t: ReasoningTrace, batch_id: str, created_iso: str) -> tu
         h = t.content_hash
         return h, encode_copy_line(h, t, batch_id, created_iso)
     h = hashlib.sha256(canonical.encode()).hexdigest()
-    return h, _copy_line(h, t, prompt, steps_json, answer, batch_id, created_iso)
+    # With nothing escaped, the JSON adds 9 characters and 3 per step (quotes, commas, brackets)
+    # to the texts' own: their count (``n_chars``) without a length per text.
+    n_chars = len(canonical) - 3 * len(steps) - 9
+    return h, _copy_line(h, t, prompt, steps_json, answer, n_chars, batch_id, created_iso)
