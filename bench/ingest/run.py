@@ -267,6 +267,8 @@ def main() -> None:
     ap.add_argument("--child")
     ap.add_argument("--file", type=Path)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if args.child:
         child(args.child, args.file, args.naive_rows)
         return

@@ -12,8 +12,9 @@ them (:mod:`.prepare`: read, parse, validate, hash, encode), then writes the pre
 the database in file order, one transaction each. A JSON Lines chunk is a range of lines, found
 by counting newlines, that the executor reads itself; a JSON array's chunk is its records, read
 here. While the database stores chunk k, the executor prepares the chunks after it. A large file
-is prepared in worker processes (``default_workers``); anything smaller is prepared in one
-thread, which still overlaps the database (the driver releases the GIL while it waits).
+is prepared in worker processes (``default_workers``), its first chunk in this thread while they
+start; anything smaller is prepared in one thread, which still overlaps the database (the
+driver releases the GIL while it waits).
 """
 
 from __future__ import annotations
@@ -237,8 +238,8 @@ def _ingest(
         chunks = iter(chunks)
         if workers > 0:
             # The first chunk is prepared here, while the fork server still imports (0.1 s): the
-            # database starts on it that much sooner. Making the workers blocks until the server is
-            # ready, so it waits until this chunk is done.
+            # database starts on it that much sooner. The first submit starts the workers and
+            # blocks until the server is ready, so it comes after this chunk.
             for items in islice(chunks, 1):
                 in_flight.append((_prepared_here(prepare, items), items))
         executor = _executor(workers)

@@ -39,8 +39,9 @@ class PreparedChunk:
 
     # The chunk's candidates (the first record of each content hash in it), in row order, packed:
     # a worker pickles the chunk and the ingesting process unpickles it, and a dict of 2,000
-    # hashes and tuples cost each of them 0.3 µs a record. Unpacked (``candidates``) only for a
-    # chunk that is not stored straight (a re-ingest, an id conflict).
+    # hashes and tuples cost each of them 0.3 µs a record. A chunk COPYed straight into PostgreSQL
+    # unpacks nothing; otherwise (SQLite, a re-ingest) ``hashes()`` is unpacked, and
+    # ``candidates()`` only when some candidate was not inserted.
     candidate_hashes: str  # the content hashes, 64 hex digits each, concatenated
     candidate_positions: array  # ('q') each one's position in the chunk
     candidate_lines: array  # ('q') each one's line
