@@ -427,14 +427,7 @@ class TraceStore:
             return [dict(r) for r in conn.execute(q).mappings()]
 
 
-# -- SQLite rows ----------------------------------------------------------------------------
-
-_SQLITE_INSERT = (
-    f"INSERT INTO traces ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
-    "ON CONFLICT DO NOTHING"
-)
-
-# -- PostgreSQL COPY path -------------------------------------------------------------------
+# -- Batch updates (both dialects) ---------------------------------------------------------
 
 # The batch, while ``batch.holder`` still holds it: every write of a batch is fenced on this
 # (parameters: ``_held_params``).
@@ -464,6 +457,15 @@ _ADVANCE_BATCH = (
     )
 )
 
+
+# -- SQLite rows ----------------------------------------------------------------------------
+
+_SQLITE_INSERT = (
+    f"INSERT INTO traces ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
+)
+
+# -- PostgreSQL COPY path -------------------------------------------------------------------
 
 class _CopyRefused(Exception):
     """A unique constraint refused a row of a straight ``COPY``; its transaction must be rolled back."""
